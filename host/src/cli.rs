@@ -1,0 +1,188 @@
+//! The `actionbox` command line.
+
+use crate::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
+use crate::engine::{ActionComponent, ActionEngine};
+use crate::error::InvokeError;
+use crate::integration::{BaseUrl, IntegrationSettings};
+use crate::secret::{ApiKey, API_KEY_ENV};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Run untrusted smart-action WebAssembly components in a sandbox.
+///
+/// Exit codes: 0 success, 1 setup or host error, 2 usage error, and for a
+/// failed action 10 invalid-input, 11 unauthorized, 12 not-found,
+/// 13 rate-limited, 14 upstream, 15 timeout, 16 denied, 17 internal,
+/// 18 memory-limit, 19 trap, 20 invalid-output.
+#[derive(Debug, Parser)]
+#[command(name = "actionbox", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 setup/host error; 2 usage; 10 invalid-input; 11 unauthorized; \
+12 not-found; 13 rate-limited; 14 upstream; 15 timeout; 16 denied; 17 internal; 18 memory-limit; \
+19 trap; 20 invalid-output.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print an action component's manifest (methods, parameters, hosts, credential) as JSON.
+    Describe {
+        /// Path to the action component (.wasm).
+        component: PathBuf,
+    },
+    /// Run one method of an action and print its JSON result.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// Path to the action component (.wasm).
+        component: PathBuf,
+        /// Method to run, by display or machine name (e.g. trackOrder or track-order).
+        method: String,
+        /// The method's input: a JSON object, e.g. '{"order_id":"1001"}'.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[command(flatten)]
+        integration: IntegrationArgs,
+    },
+    /// The integration's Test button: one cheap authenticated request; prints OK or why not.
+    #[command(after_help = EXIT_CODES)]
+    TestConnection {
+        /// Path to the action component (.wasm).
+        component: PathBuf,
+        #[command(flatten)]
+        integration: IntegrationArgs,
+    },
+}
+
+/// Settings of the integration a command runs against.
+#[derive(Debug, Args)]
+struct IntegrationArgs {
+    /// Base URL of the upstream API [default: the action's own, https://api.shipstation.com for ShipStation].
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Wall-clock limit of the call, in seconds (10–180).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
+    timeout: u64,
+    /// Read the API key from this file instead of the SHIPSTATION_API_KEY environment variable.
+    #[arg(long, value_name = "PATH")]
+    api_key_file: Option<PathBuf>,
+}
+
+impl IntegrationArgs {
+    fn settings(&self, action: &ActionComponent) -> Result<IntegrationSettings> {
+        let manifest = action.manifest();
+        let timeout = ActionTimeout::from_secs(self.timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+        let base_text = self.base_url.as_deref().unwrap_or(&manifest.default_base_url);
+        let base_url = BaseUrl::parse(base_text).context("--base-url")?;
+        let api_key = match &self.api_key_file {
+            Some(path) => Some(ApiKey::from_file(path)?),
+            None => ApiKey::from_env(API_KEY_ENV)?,
+        };
+        if api_key.is_none() {
+            if let Some(cred) = &manifest.credential {
+                bail!(
+                    "this action needs a {}: set the {API_KEY_ENV} environment variable or pass --api-key-file PATH",
+                    cred.name
+                );
+            }
+        }
+        let mut settings = IntegrationSettings::new(base_url, api_key);
+        settings.timeout = timeout;
+        Ok(settings)
+    }
+}
+
+/// Parse arguments, run, and return the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let engine = ActionEngine::new()?;
+    match cli.command {
+        Command::Describe { component } => {
+            let action = load(&engine, &component).await?;
+            println!("{}", serde_json::to_string_pretty(action.manifest())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { component, method, input, integration } => {
+            let action = load(&engine, &component).await?;
+            let settings = integration.settings(&action)?;
+            let report = action.invoke(&settings, &method, &input).await;
+            match report.outcome {
+                Ok(value) => {
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(report_error(&e)),
+            }
+        }
+        Command::TestConnection { component, integration } => {
+            let action = load(&engine, &component).await?;
+            let settings = integration.settings(&action)?;
+            let Some(method) = action.manifest().method("test-connection") else {
+                bail!("this action offers no test-connection method; it offers: {}", action.manifest().method_list());
+            };
+            let method = method.name.clone();
+            let report = action.invoke(&settings, &method, "{}").await;
+            match report.outcome {
+                Ok(value) => {
+                    let message = value.get("message").and_then(|m| m.as_str()).unwrap_or("connection works");
+                    println!("OK: {message} ({} ms, {})", report.elapsed_ms, settings.base_url);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("FAILED: {}", one_line(&e.to_string()));
+                    Ok(ExitCode::from(e.exit_code()))
+                }
+            }
+        }
+    }
+}
+
+async fn load(engine: &ActionEngine, path: &Path) -> Result<ActionComponent> {
+    if !path.exists() {
+        bail!(
+            "component {} does not exist (build it with `make build`, which writes target/wasm32-wasip2/release/shipstation.wasm)",
+            path.display()
+        );
+    }
+    engine.load(path).await
+}
+
+fn report_error(e: &InvokeError) -> ExitCode {
+    eprintln!("error: {}", one_line(&e.to_string()));
+    ExitCode::from(e.exit_code())
+}
+
+/// Fold a message onto one line (guest output may hold newlines).
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+}

@@ -1,0 +1,181 @@
+//! The typed outcome of a failed invocation: the action's own `action-error`
+//! cases plus what only the host can see (memory limit, trap, bad output).
+
+use crate::bindings::types::ActionError;
+use serde::Serialize;
+use std::fmt;
+
+/// Why an invocation failed. `kind` names are stable (kebab-case) and each
+/// maps to a distinct CLI exit code ([`InvokeError::exit_code`]).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum InvokeError {
+    /// The input was wrong (bad JSON, missing or malformed parameter, unknown method).
+    InvalidInput {
+        /// What was wrong.
+        message: String,
+    },
+    /// The upstream rejected the integration's credential.
+    Unauthorized {
+        /// What happened.
+        message: String,
+    },
+    /// The thing asked about does not exist upstream.
+    NotFound {
+        /// What was not found.
+        message: String,
+    },
+    /// The upstream is throttling.
+    RateLimited {
+        /// What happened.
+        message: String,
+        /// Seconds to wait, when the upstream said.
+        retry_after_secs: Option<u32>,
+    },
+    /// The upstream failed or answered with something unusable.
+    Upstream {
+        /// What happened.
+        message: String,
+        /// HTTP status, when there was a response.
+        status: Option<u16>,
+        /// The upstream's request id.
+        request_id: Option<String>,
+    },
+    /// The call ran out of time (the action gave up, or the host stopped it).
+    Timeout {
+        /// What happened.
+        message: String,
+    },
+    /// The sandbox refused something the action tried.
+    Denied {
+        /// What was refused.
+        message: String,
+    },
+    /// The action reported an internal error.
+    Internal {
+        /// What happened.
+        message: String,
+    },
+    /// The action tried to use more memory than its limit.
+    MemoryLimit {
+        /// What happened.
+        message: String,
+    },
+    /// The action crashed (trap or panic).
+    Trap {
+        /// The trap, with the guest's panic message when it printed one.
+        message: String,
+    },
+    /// The action returned something that is not valid JSON or is too large.
+    InvalidOutput {
+        /// What was wrong.
+        message: String,
+    },
+    /// The host could not run the action at all (instantiation failed, …).
+    Host {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl InvokeError {
+    /// Stable machine name, e.g. `not-found`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. } => "invalid-input",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::NotFound { .. } => "not-found",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::Upstream { .. } => "upstream",
+            Self::Timeout { .. } => "timeout",
+            Self::Denied { .. } => "denied",
+            Self::Internal { .. } => "internal",
+            Self::MemoryLimit { .. } => "memory-limit",
+            Self::Trap { .. } => "trap",
+            Self::InvalidOutput { .. } => "invalid-output",
+            Self::Host { .. } => "host",
+        }
+    }
+
+    /// The CLI's exit code for this kind (documented in README).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Host { .. } => 1,
+            Self::InvalidInput { .. } => 10,
+            Self::Unauthorized { .. } => 11,
+            Self::NotFound { .. } => 12,
+            Self::RateLimited { .. } => 13,
+            Self::Upstream { .. } => 14,
+            Self::Timeout { .. } => 15,
+            Self::Denied { .. } => 16,
+            Self::Internal { .. } => 17,
+            Self::MemoryLimit { .. } => 18,
+            Self::Trap { .. } => 19,
+            Self::InvalidOutput { .. } => 20,
+        }
+    }
+
+    /// The upstream request id, when there is one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Upstream { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::InvalidInput { message }
+            | Self::Unauthorized { message }
+            | Self::NotFound { message }
+            | Self::RateLimited { message, .. }
+            | Self::Upstream { message, .. }
+            | Self::Timeout { message }
+            | Self::Denied { message }
+            | Self::Internal { message }
+            | Self::MemoryLimit { message }
+            | Self::Trap { message }
+            | Self::InvalidOutput { message }
+            | Self::Host { message } => message,
+        }
+    }
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind(), self.message())?;
+        match self {
+            Self::RateLimited { retry_after_secs: Some(s), .. } => write!(f, " (retry after {s} s)"),
+            Self::Upstream { status, request_id, .. } => {
+                if let Some(s) = status {
+                    write!(f, " (HTTP {s})")?;
+                }
+                if let Some(id) = request_id {
+                    if !self.message().contains(id.as_str()) {
+                        write!(f, " [request_id {id}]")?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for InvokeError {}
+
+impl From<ActionError> for InvokeError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::InvalidInput(message) => Self::InvalidInput { message },
+            ActionError::Unauthorized(message) => Self::Unauthorized { message },
+            ActionError::NotFound(message) => Self::NotFound { message },
+            ActionError::RateLimited(r) => Self::RateLimited { message: r.message, retry_after_secs: r.retry_after_secs },
+            ActionError::Upstream(u) => Self::Upstream { message: u.message, status: u.status, request_id: u.request_id },
+            ActionError::Timeout(message) => Self::Timeout { message },
+            ActionError::Denied(message) => Self::Denied { message },
+            ActionError::Internal(message) => Self::Internal { message },
+        }
+    }
+}

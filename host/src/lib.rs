@@ -1,0 +1,44 @@
+//! actionbox: a sandbox host for untrusted smart-action WebAssembly components.
+//!
+//! Where things live:
+//! - [`engine`]: the wasmtime engine, linker, epoch ticker, loading components;
+//! - [`invoke`]: running one call in a fresh store under its deadline;
+//! - [`deadline`]: the 10–180 s timeout and the per-call deadline;
+//! - [`outbound`]: the `wasi:http` hook — allowlist, address checks, key injection;
+//! - [`limits`]: memory and table limits per instance;
+//! - [`state`]: the store's data (WASI contexts with every capability off, guest log);
+//! - [`integration`]: base URL, timeout, key and limits of an integration;
+//! - [`secret`]: the API key type that never prints;
+//! - [`error`]: the typed failure of a call;
+//! - [`cli`]: the `actionbox` command line.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use actionbox::{ActionEngine, BaseUrl, IntegrationSettings};
+//! let engine = ActionEngine::new()?;
+//! let action = engine.load("shipstation.wasm".as_ref()).await?;
+//! let settings = IntegrationSettings::new(BaseUrl::parse("https://api.shipstation.com")?, None);
+//! let report = action.invoke(&settings, "trackOrder", r#"{"order_id":"1001"}"#).await;
+//! println!("{:?}", report.outcome);
+//! # Ok(()) }
+//! ```
+
+pub mod bindings;
+pub mod cli;
+pub mod deadline;
+pub mod engine;
+pub mod error;
+pub mod integration;
+pub mod invoke;
+pub mod limits;
+pub mod manifest;
+pub mod outbound;
+pub mod secret;
+pub mod state;
+
+pub use deadline::{ActionDeadline, ActionTimeout};
+pub use engine::{ActionComponent, ActionEngine};
+pub use error::InvokeError;
+pub use integration::{BaseUrl, IntegrationSettings};
+pub use invoke::InvocationReport;
+pub use secret::ApiKey;

@@ -1,0 +1,5 @@
+//! `actionbox` binary: see [`actionbox::cli`].
+
+fn main() -> std::process::ExitCode {
+    actionbox::cli::main()
+}

@@ -1,0 +1,561 @@
+//! The sandbox's only door to the network: the `wasi:http` outbound hook.
+//!
+//! Every request an action makes through `wasi:http/outgoing-handler` comes
+//! here ([`OutboundHooks::send_request`]) and is:
+//! 1. checked against the [`OutboundPolicy`] — scheme, host and port must be
+//!    the integration's base URL, and the action's manifest must declare it;
+//! 2. resolved, and every address checked: private, loopback and link-local
+//!    ranges are refused unless the base URL itself points there;
+//! 3. stripped of credential headers the guest tried to set, then given the
+//!    integration's key in the manifest's credential header;
+//! 4. sent over a connection to the *checked* address (no second DNS lookup a
+//!    rebinding attacker could race), with every phase clamped to what is left
+//!    of the call's deadline and the response body capped.
+//!
+//! A refused request fails inside the guest as `HttpRequestDenied`; the host
+//! log says which host was refused and which setting would allow it.
+
+use crate::deadline::ActionDeadline;
+use crate::integration::BaseUrl;
+use crate::secret::ApiKey;
+use bytes::Bytes;
+use http::{HeaderName, Request, Response};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Default cap on one response body, in bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+/// Default cap on outbound requests per invocation.
+pub const DEFAULT_MAX_REQUESTS: u32 = 16;
+
+/// What one integration's actions may reach. Built once per integration and
+/// shared by every invocation.
+#[derive(Debug)]
+pub struct OutboundPolicy {
+    /// The integration's base URL: the only origin requests may go to.
+    pub base_url: BaseUrl,
+    /// Whether the action's manifest declares the base URL's host (directly
+    /// or as `{base-url}`). If not, every request is refused.
+    pub manifest_allows_base: bool,
+    /// Whether non-public addresses may be dialled: only when the operator
+    /// pointed the base URL at one (tests, local simulators).
+    pub allow_private_addresses: bool,
+    /// Header the key goes in (from the manifest). The guest may never set it.
+    pub credential_header: Option<HeaderName>,
+    /// The key injected in `credential_header`; `None` sends none.
+    pub api_key: Option<ApiKey>,
+    /// Cap on one response body, in bytes.
+    pub max_response_bytes: u64,
+    /// Cap on requests per invocation.
+    pub max_requests: u32,
+}
+
+impl OutboundPolicy {
+    /// The policy for `base_url`, given the hosts the manifest declares and its
+    /// credential header.
+    pub fn new(
+        base_url: BaseUrl,
+        declared_hosts: &[String],
+        credential_header: Option<&str>,
+        api_key: Option<ApiKey>,
+    ) -> anyhow::Result<Self> {
+        let manifest_allows_base = declared_hosts
+            .iter()
+            .any(|h| h == "{base-url}" || h.eq_ignore_ascii_case(&base_url.host));
+        let credential_header = credential_header
+            .map(|header| {
+                HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                    anyhow::anyhow!("the action's manifest names an invalid credential header `{header}`")
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            allow_private_addresses: base_url.targets_private_network(),
+            base_url,
+            manifest_allows_base,
+            credential_header,
+            api_key,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_requests: DEFAULT_MAX_REQUESTS,
+        })
+    }
+
+    /// A policy that refuses every request (used while an action describes itself).
+    pub fn deny_all() -> Self {
+        Self {
+            base_url: BaseUrl {
+                scheme: "https".into(),
+                host: "invalid".into(),
+                port: 443,
+                path_prefix: String::new(),
+            },
+            manifest_allows_base: false,
+            allow_private_addresses: false,
+            credential_header: None,
+            api_key: None,
+            max_response_bytes: 0,
+            max_requests: 0,
+        }
+    }
+
+    /// Why a request to `scheme://host:port` is refused, or `None` if allowed.
+    fn refusal(&self, scheme: &str, host: &str, port: u16) -> Option<String> {
+        let base = &self.base_url;
+        if !self.manifest_allows_base {
+            return Some(format!(
+                "the action's manifest does not declare the base URL host `{}`; it may reach nothing",
+                base.host
+            ));
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if scheme != base.scheme || !host.eq_ignore_ascii_case(&base.host) || port != base.port {
+            return Some(format!(
+                "{scheme}://{host}:{port} is not the integration's base URL ({base}); \
+                 to allow it, set the integration's base_url to {scheme}://{host}:{port}"
+            ));
+        }
+        None
+    }
+
+    /// Whether `name` is a header the guest must not set itself.
+    pub fn is_credential_header(&self, name: &HeaderName) -> bool {
+        *name == http::header::AUTHORIZATION
+            || *name == http::header::PROXY_AUTHORIZATION
+            || self.credential_header.as_ref() == Some(name)
+    }
+}
+
+/// Whether `ip` is a public unicast address (not loopback, private, link-local,
+/// CGNAT, unspecified, multicast, documentation or other special ranges).
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 CGNAT
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 IETF
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
+                || o[0] >= 240) // reserved
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_address(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // fc00::/7 unique local
+                || (s[0] & 0xffc0) == 0xfe80 // fe80::/10 link-local
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x64 && s[1] == 0xff9b)) // NAT64 can reach private v4
+        }
+    }
+}
+
+/// One outbound request as the debugger and tests see it. Never holds the key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboundRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Full URL (scheme, host, port, path and query).
+    pub url: String,
+    /// Request headers as sent; the credential's value is `[redacted]`.
+    pub request_headers: Vec<(String, String)>,
+    /// Response status, when a response arrived.
+    pub status: Option<u16>,
+    /// Why it failed or was refused, when it did.
+    pub error: Option<String>,
+    /// Milliseconds from the hook being called to the response head.
+    pub duration_ms: u64,
+    /// Response body bytes delivered to the guest.
+    pub response_bytes: u64,
+}
+
+/// Shared list of an invocation's outbound records.
+pub type OutboundLog = Arc<Mutex<Vec<OutboundRecord>>>;
+
+/// The per-invocation `WasiHttpHooks`: a policy, a deadline and a log.
+pub struct OutboundHooks {
+    policy: Arc<OutboundPolicy>,
+    deadline: ActionDeadline,
+    requests: u32,
+    /// What was sent, for the debugger and tests.
+    pub log: OutboundLog,
+}
+
+impl OutboundHooks {
+    /// Hooks for one invocation.
+    pub fn new(policy: Arc<OutboundPolicy>, deadline: ActionDeadline) -> Self {
+        Self { policy, deadline, requests: 0, log: Arc::default() }
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type SendFuture = Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), HttpError>> + Send>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+        let policy = self.policy.clone();
+        Arc::new(move |name| {
+            wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name) || policy.is_credential_header(name)
+        })
+    }
+
+    fn send_request(&mut self, request: Request<WasiBody>, options: Option<RequestOptions>, _fut: IoFuture) -> SendFuture {
+        self.requests += 1;
+        let count = self.requests;
+        let policy = self.policy.clone();
+        let deadline = self.deadline;
+        let log = self.log.clone();
+        Box::new(async move {
+            let started = Instant::now();
+            let mut record = OutboundRecord {
+                method: request.method().to_string(),
+                url: request.uri().to_string(),
+                request_headers: Vec::new(),
+                status: None,
+                error: None,
+                duration_ms: 0,
+                response_bytes: 0,
+            };
+            let result = if count > policy.max_requests {
+                tracing::warn!(
+                    target: "actionbox::outbound",
+                    url = %record.url,
+                    "denied: the action made more than {} outbound requests in one call",
+                    policy.max_requests
+                );
+                Err(HttpError::HttpRequestDenied)
+            } else {
+                send(&policy, deadline, options, request, &mut record, log.clone()).await
+            };
+            record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if let Err(e) = &result {
+                record.error = Some(describe_error(e));
+            }
+            if let Ok(mut records) = log.lock() {
+                records.push(record);
+            }
+            result
+        })
+    }
+}
+
+fn describe_error(e: &HttpError) -> String {
+    match e {
+        HttpError::HttpRequestDenied => "denied by the sandbox".into(),
+        other => format!("{other}"),
+    }
+}
+
+/// Check, resolve, connect and send one request.
+async fn send(
+    policy: &OutboundPolicy,
+    deadline: ActionDeadline,
+    options: Option<RequestOptions>,
+    mut request: Request<WasiBody>,
+    record: &mut OutboundRecord,
+    log: OutboundLog,
+) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
+    let uri = request.uri().clone();
+    let scheme = uri.scheme_str().unwrap_or("https").to_string();
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_string();
+    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    if let Some(why) = policy.refusal(&scheme, &host, port) {
+        tracing::warn!(target: "actionbox::outbound", host = %host, "denied outbound request: {why}");
+        return Err(HttpError::HttpRequestDenied);
+    }
+
+    // The key goes only to the base URL's host, only in its header; whatever
+    // credential-like headers the guest set are dropped first.
+    let headers = request.headers_mut();
+    headers.remove(http::header::AUTHORIZATION);
+    headers.remove(http::header::PROXY_AUTHORIZATION);
+    if let Some(name) = &policy.credential_header {
+        headers.remove(name);
+        if let Some(key) = &policy.api_key {
+            headers.insert(name.clone(), key.header_value());
+        }
+    }
+    record.request_headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            let shown = if v.is_sensitive() { "[redacted]".to_string() } else { String::from_utf8_lossy(v.as_bytes()).into_owned() };
+            (n.to_string(), shown)
+        })
+        .collect();
+
+    let phase = |configured: Option<Duration>| -> Duration {
+        let left = deadline.remaining();
+        configured.map_or(left, |c| c.min(left))
+    };
+    let connect_timeout = phase(options.and_then(|o| o.connect_timeout));
+    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout);
+    let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout);
+
+    let addrs = resolve(&host, port, connect_timeout).await?;
+    if !policy.allow_private_addresses {
+        if let Some(bad) = addrs.iter().find(|a| !is_public_address(a.ip())) {
+            tracing::warn!(
+                target: "actionbox::outbound",
+                host = %host,
+                address = %bad.ip(),
+                "denied outbound request: {host} resolves to non-public address {}; only a base_url that itself names a private address may reach private ranges",
+                bad.ip()
+            );
+            return Err(HttpError::HttpRequestDenied);
+        }
+    }
+
+    let stream = connect(&addrs, connect_timeout).await?;
+    let (mut sender, conn): (_, Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>) = if scheme == "https" {
+        let tls = tls_connect(&host, stream, phase(None)).await?;
+        let (s, c) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(tls)).await?;
+        (s, Box::pin(c))
+    } else {
+        let (s, c) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)).await?;
+        (s, Box::pin(c))
+    };
+
+    // On the wire the request line carries only the path; Host is already set.
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    let mut conn = conn;
+    let first_byte = phase(first_byte_timeout);
+    let response = tokio::select! {
+        r = tokio::time::timeout(first_byte, sender.send_request(request)) => match r {
+            Ok(r) => r?,
+            Err(_) => return Err(HttpError::ConnectionReadTimeout),
+        },
+        c = &mut conn => {
+            return Err(match c {
+                Ok(()) => HttpError::HttpResponseIncomplete,
+                Err(e) => e.into(),
+            });
+        }
+    };
+    record.status = Some(response.status().as_u16());
+
+    let index = log.lock().map(|l| l.len()).unwrap_or(0);
+    let body_limit = policy.max_response_bytes;
+    let response = response.map(move |incoming| {
+        GuardedBody {
+            inner: incoming,
+            deadline: Box::pin(tokio::time::sleep_until(deadline.instant().into())),
+            idle_limit: between_bytes_timeout,
+            idle: between_bytes_timeout.map(|d| Box::pin(tokio::time::sleep(d))),
+            limit: body_limit,
+            seen: 0,
+            log,
+            record_index: index,
+        }
+        .boxed_unsync()
+    });
+    let io: IoFuture = Box::new(async move {
+        conn.await.map_err(HttpError::from)
+    });
+    Ok((response, io))
+}
+
+async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, HttpError> {
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+        Err(_) => Err(HttpError::DnsTimeout),
+        Ok(Err(e)) => Err(HttpError::DnsError { rcode: Some(e.to_string()), info_code: None }),
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<_> = addrs.collect();
+            if addrs.is_empty() {
+                Err(HttpError::DestinationNotFound)
+            } else {
+                Ok(addrs)
+            }
+        }
+    }
+}
+
+async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, HttpError> {
+    let attempt = async {
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or(HttpError::DestinationUnavailable, HttpError::Connect))
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+}
+
+async fn tls_connect(
+    host: &str,
+    stream: TcpStream,
+    timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .unwrap_or_else(|_| {
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            });
+        Arc::new(config)
+    });
+    let name = match host.parse::<IpAddr>() {
+        Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+        Err(_) => rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(HttpError::InvalidDnsNameError)?,
+    };
+    let connector = tokio_rustls::TlsConnector::from(config.clone());
+    tokio::time::timeout(timeout, connector.connect(name, stream))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(HttpError::Tls)
+}
+
+/// A response body that stops at the call's deadline, after too long without
+/// a byte, or past the size cap, and counts bytes into the outbound log.
+struct GuardedBody {
+    inner: hyper::body::Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    idle_limit: Option<Duration>,
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    limit: u64,
+    seen: u64,
+    log: OutboundLog,
+    record_index: usize,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if let Ok(mut log) = this.log.lock() {
+                        if let Some(r) = log.get_mut(this.record_index) {
+                            r.response_bytes = this.seen;
+                        }
+                    }
+                    if this.seen > this.limit {
+                        tracing::warn!(
+                            target: "actionbox::outbound",
+                            "response body passed the {} byte limit; cut off",
+                            this.limit
+                        );
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(this.limit)))));
+                    }
+                }
+                if let (Some(idle), Some(limit)) = (this.idle.as_mut(), this.idle_limit) {
+                    idle.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                }
+                if let Some(idle) = this.idle.as_mut() {
+                    if idle.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges_are_not_public() {
+        for ip in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().expect("literal");
+            assert!(!is_public_address(ip), "{ip} should not be public");
+        }
+        for ip in ["8.8.8.8", "104.18.0.1", "2606:4700::1"] {
+            let ip: IpAddr = ip.parse().expect("literal");
+            assert!(is_public_address(ip), "{ip} should be public");
+        }
+    }
+
+    fn policy(base: &str, hosts: &[&str]) -> OutboundPolicy {
+        let hosts: Vec<String> = hosts.iter().map(|s| s.to_string()).collect();
+        OutboundPolicy::new(BaseUrl::parse(base).expect("base"), &hosts, Some("API-Key"), None).expect("policy")
+    }
+
+    #[test]
+    fn only_the_base_url_origin_is_allowed() {
+        let p = policy("https://api.shipstation.com", &["api.shipstation.com"]);
+        assert!(p.refusal("https", "api.shipstation.com", 443).is_none());
+        assert!(p.refusal("https", "API.shipstation.com", 443).is_none());
+        assert!(p.refusal("http", "api.shipstation.com", 443).is_some());
+        assert!(p.refusal("https", "api.shipstation.com", 8443).is_some());
+        let why = p.refusal("https", "evil.example", 443).expect("refused");
+        assert!(why.contains("set the integration's base_url"), "{why}");
+        assert!(!p.allow_private_addresses);
+    }
+
+    #[test]
+    fn undeclared_base_host_allows_nothing() {
+        let p = policy("https://other.example", &["api.shipstation.com"]);
+        assert!(p.refusal("https", "other.example", 443).is_some());
+        let p = policy("http://127.0.0.1:9000", &["{base-url}"]);
+        assert!(p.refusal("http", "127.0.0.1", 9000).is_none());
+        assert!(p.allow_private_addresses);
+    }
+
+    #[test]
+    fn credential_headers_are_recognised() {
+        let p = policy("https://api.shipstation.com", &["{base-url}"]);
+        // Guarded even when no key is configured.
+        assert!(p.is_credential_header(&http::header::AUTHORIZATION));
+        assert!(p.is_credential_header(&HeaderName::from_static("api-key")));
+        assert!(!p.is_credential_header(&http::header::ACCEPT));
+    }
+}

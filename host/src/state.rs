@@ -1,0 +1,156 @@
+//! The state of one invocation's `Store`: WASI contexts (all capabilities
+//! off), the outbound hooks, settings, the guest's log and its limiter.
+
+use crate::bindings::{log, settings, types};
+use crate::deadline::ActionDeadline;
+use crate::limits::InstanceLimiter;
+use crate::outbound::OutboundHooks;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Bytes of guest stderr kept (Rust panic messages land there).
+pub const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
+/// Bytes of `log` output kept per invocation; later lines are counted, not kept.
+pub const GUEST_LOG_BUDGET_BYTES: usize = 64 * 1024;
+/// Longest single guest log line kept, in bytes.
+pub const GUEST_LOG_LINE_BYTES: usize = 4 * 1024;
+
+/// One line the action logged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GuestLogLine {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The text (cut to [`GUEST_LOG_LINE_BYTES`]).
+    pub message: String,
+    /// Milliseconds since the invocation started.
+    pub at_ms: u64,
+}
+
+/// The action's log lines of one invocation, within a byte budget.
+#[derive(Debug, Default)]
+pub struct GuestLog {
+    /// Lines kept.
+    pub lines: Vec<GuestLogLine>,
+    /// Lines dropped after the budget ran out.
+    pub dropped: u64,
+    bytes: usize,
+}
+
+/// Per-invocation store data.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    /// The `wasi:http` outbound hooks (policy, deadline, request log).
+    pub outbound: OutboundHooks,
+    settings: BTreeMap<String, String>,
+    /// What the action logged.
+    pub guest_log: GuestLog,
+    /// Memory/table limits and whether they were hit.
+    pub limiter: InstanceLimiter,
+    /// When this invocation must end.
+    pub deadline: ActionDeadline,
+    /// The guest's captured stderr.
+    pub stderr: MemoryOutputPipe,
+}
+
+impl HostState {
+    /// State for one invocation. The WASI context grants nothing: no
+    /// preopened directories, no environment, no arguments, no stdin, no
+    /// sockets or name lookups; stdout is discarded and stderr captured.
+    pub fn new(
+        outbound: OutboundHooks,
+        settings: BTreeMap<String, String>,
+        limiter: InstanceLimiter,
+        deadline: ActionDeadline,
+    ) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound,
+            settings,
+            guest_log: GuestLog::default(),
+            limiter,
+            deadline,
+            stderr,
+        }
+    }
+
+    /// The guest's stderr as text (lossy), trimmed.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl settings::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.settings.get(&key).cloned()
+    }
+}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, message: String) {
+        let at_ms = u64::try_from(self.deadline.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let log = &mut self.guest_log;
+        if log.bytes >= GUEST_LOG_BUDGET_BYTES {
+            log.dropped += 1;
+            return;
+        }
+        let mut message = message;
+        if message.len() > GUEST_LOG_LINE_BYTES {
+            let mut cut = GUEST_LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        log.bytes += message.len();
+        let level_name = match level {
+            log::Level::Trace => "trace",
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        match level {
+            log::Level::Trace => tracing::trace!(target: "actionbox::guest", "{message}"),
+            log::Level::Debug => tracing::debug!(target: "actionbox::guest", "{message}"),
+            log::Level::Info => tracing::info!(target: "actionbox::guest", "{message}"),
+            log::Level::Warn => tracing::warn!(target: "actionbox::guest", "{message}"),
+            log::Level::Error => tracing::error!(target: "actionbox::guest", "{message}"),
+        }
+        log.lines.push(GuestLogLine { level: level_name, message, at_ms });
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
