@@ -117,10 +117,11 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wasmtime_wasi_http=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -132,7 +133,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(action.manifest())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { component, method, input, integration } => {
+        Command::Run {
+            component,
+            method,
+            input,
+            integration,
+        } => {
             let action = load(&engine, &component).await?;
             let settings = integration.settings(&action)?;
             let report = action.invoke(&settings, &method, &input).await;
@@ -148,13 +154,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let action = load(&engine, &component).await?;
             let settings = integration.settings(&action)?;
             let Some(method) = action.manifest().method("test-connection") else {
-                bail!("this action offers no test-connection method; it offers: {}", action.manifest().method_list());
+                bail!(
+                    "this action offers no test-connection method; it offers: {}",
+                    action.manifest().method_list()
+                );
             };
             let method = method.name.clone();
             let report = action.invoke(&settings, &method, "{}").await;
             match report.outcome {
                 Ok(value) => {
-                    let message = value.get("message").and_then(|m| m.as_str()).unwrap_or("connection works");
+                    let message = value
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("connection works");
                     println!("OK: {message} ({} ms, {})", report.elapsed_ms, settings.base_url);
                     Ok(ExitCode::SUCCESS)
                 }
@@ -184,5 +196,9 @@ fn report_error(e: &InvokeError) -> ExitCode {
 
 /// Fold a message onto one line (guest output may hold newlines).
 fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

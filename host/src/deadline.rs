@@ -66,7 +66,10 @@ impl ActionDeadline {
     /// A deadline `limit` from now.
     pub fn start(limit: Duration) -> Self {
         let started = Instant::now();
-        Self { started, at: started + limit }
+        Self {
+            started,
+            at: started + limit,
+        }
     }
 
     /// Time left; zero once past.

@@ -40,19 +40,33 @@ impl ActionEngine {
         config.wasm_component_model(true);
         config.max_wasm_stack(MAX_WASM_STACK_BYTES);
         config.async_stack_size(ASYNC_STACK_BYTES);
-        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")?;
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("cannot create the wasmtime engine")?;
 
         let mut linker = Linker::new(&engine);
         // Rust's std makes every wasm32-wasip2 component import wasi:cli,
         // filesystem, sockets, random and clocks. All are linked; the
         // per-store WasiCtx grants none of the dangerous ones (see state.rs).
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("cannot link wasi:http")?;
-        settings::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(anyhow::Error::from).context("cannot link settings")?;
-        log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(anyhow::Error::from).context("cannot link log")?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot link WASI")?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot link wasi:http")?;
+        settings::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("cannot link settings")?;
+        log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("cannot link log")?;
 
         let ticker = EpochTicker::start(engine.weak());
-        Ok(Self { engine, linker: Arc::new(linker), _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            _ticker: ticker,
+        })
     }
 
     /// The wasmtime engine.
@@ -63,26 +77,31 @@ impl ActionEngine {
     /// Compile the component at `path`, pre-instantiate it, and ask it to
     /// describe itself.
     pub async fn load(&self, path: &Path) -> Result<ActionComponent> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read component {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
         self.load_bytes(&bytes, path).await
     }
 
     /// Like [`ActionEngine::load`], from bytes already in memory; `origin`
     /// names them in messages.
     pub async fn load_bytes(&self, bytes: &[u8], origin: &Path) -> Result<ActionComponent> {
-        let component = Component::new(&self.engine, bytes).map_err(anyhow::Error::from).with_context(|| {
-            format!(
-                "{} is not a valid WebAssembly component (build it with `cargo build --target wasm32-wasip2`)",
-                origin.display()
-            )
-        })?;
-        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
-            format!(
+        let component = Component::new(&self.engine, bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "{} is not a valid WebAssembly component (build it with `cargo build --target wasm32-wasip2`)",
+                    origin.display()
+                )
+            })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
                 "{} needs imports this host does not provide; actions may import only wasi:* 0.2 and actionbox:action",
                 origin.display()
             )
-        })?;
+            })?;
         let pre = SmartActionPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
             format!(
                 "{} does not implement the actionbox:action/smart-action world (exports describe and invoke)",
@@ -92,7 +111,11 @@ impl ActionEngine {
         let manifest = crate::invoke::describe(&pre)
             .await
             .with_context(|| format!("{}: describe() failed", origin.display()))?;
-        Ok(ActionComponent { pre, manifest, origin: origin.to_path_buf() })
+        Ok(ActionComponent {
+            pre,
+            manifest,
+            origin: origin.to_path_buf(),
+        })
     }
 }
 
@@ -131,7 +154,9 @@ impl EpochTicker {
                 }
             })
             .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!("cannot start the epoch ticker; deadlines will rely on timers only: {e}"));
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot start the epoch ticker; deadlines will rely on timers only: {e}")
+            });
         Self
     }
 }

@@ -146,7 +146,10 @@ impl fmt::Display for InvokeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind(), self.message())?;
         match self {
-            Self::RateLimited { retry_after_secs: Some(s), .. } => write!(f, " (retry after {s} s)"),
+            Self::RateLimited {
+                retry_after_secs: Some(s),
+                ..
+            } => write!(f, " (retry after {s} s)"),
             Self::Upstream { status, request_id, .. } => {
                 if let Some(s) = status {
                     write!(f, " (HTTP {s})")?;
@@ -171,8 +174,15 @@ impl From<ActionError> for InvokeError {
             ActionError::InvalidInput(message) => Self::InvalidInput { message },
             ActionError::Unauthorized(message) => Self::Unauthorized { message },
             ActionError::NotFound(message) => Self::NotFound { message },
-            ActionError::RateLimited(r) => Self::RateLimited { message: r.message, retry_after_secs: r.retry_after_secs },
-            ActionError::Upstream(u) => Self::Upstream { message: u.message, status: u.status, request_id: u.request_id },
+            ActionError::RateLimited(r) => Self::RateLimited {
+                message: r.message,
+                retry_after_secs: r.retry_after_secs,
+            },
+            ActionError::Upstream(u) => Self::Upstream {
+                message: u.message,
+                status: u.status,
+                request_id: u.request_id,
+            },
             ActionError::Timeout(message) => Self::Timeout { message },
             ActionError::Denied(message) => Self::Denied { message },
             ActionError::Internal(message) => Self::Internal { message },

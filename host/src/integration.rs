@@ -26,13 +26,14 @@ impl BaseUrl {
     /// hosts (local simulators and tests), so the key never crosses a network
     /// in clear text.
     pub fn parse(text: &str) -> Result<Self> {
-        let uri: http::Uri = text
-            .trim()
-            .parse()
-            .with_context(|| format!("base URL `{text}` is not a valid URL; expected e.g. https://api.shipstation.com"))?;
+        let uri: http::Uri = text.trim().parse().with_context(|| {
+            format!("base URL `{text}` is not a valid URL; expected e.g. https://api.shipstation.com")
+        })?;
         let scheme = match uri.scheme_str() {
             Some(s @ ("http" | "https")) => s.to_string(),
-            Some(other) => bail!("base URL `{text}` uses scheme `{other}`; only https (or http to a loopback host) is allowed"),
+            Some(other) => {
+                bail!("base URL `{text}` uses scheme `{other}`; only https (or http to a loopback host) is allowed")
+            }
             None => bail!("base URL `{text}` has no scheme; write it as https://host"),
         };
         let authority = uri
@@ -41,7 +42,11 @@ impl BaseUrl {
         if authority.as_str().contains('@') {
             bail!("base URL `{text}` contains user information; put credentials in the API key setting, not the URL");
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         if host.is_empty() {
             bail!("base URL `{text}` has no host");
         }
@@ -92,7 +97,11 @@ impl BaseUrl {
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let default_port = if self.scheme == "https" { 443 } else { 80 };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         if self.port == default_port {
             write!(f, "{}://{}{}", self.scheme, host, self.path_prefix)
         } else {
@@ -133,7 +142,10 @@ mod tests {
     #[test]
     fn base_urls_parse_and_print() {
         let b = BaseUrl::parse("https://api.shipstation.com").expect("valid");
-        assert_eq!((b.host.as_str(), b.port, b.path_prefix.as_str()), ("api.shipstation.com", 443, ""));
+        assert_eq!(
+            (b.host.as_str(), b.port, b.path_prefix.as_str()),
+            ("api.shipstation.com", 443, "")
+        );
         assert_eq!(b.to_string(), "https://api.shipstation.com");
         assert!(!b.targets_private_network());
         let b = BaseUrl::parse("http://127.0.0.1:8080/mock/").expect("valid");

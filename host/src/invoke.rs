@@ -135,7 +135,10 @@ impl ActionComponent {
         let manifest = self.manifest();
         if manifest.method(method).is_none() {
             report.outcome = Err(InvokeError::InvalidInput {
-                message: format!("this action has no method `{method}`; it offers: {}", manifest.method_list()),
+                message: format!(
+                    "this action has no method `{method}`; it offers: {}",
+                    manifest.method_list()
+                ),
             });
             return report;
         }
@@ -147,7 +150,9 @@ impl ActionComponent {
         ) {
             Ok(p) => p,
             Err(e) => {
-                report.outcome = Err(InvokeError::Host { message: format!("{e:#}") });
+                report.outcome = Err(InvokeError::Host {
+                    message: format!("{e:#}"),
+                });
                 return report;
             }
         };

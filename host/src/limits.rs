@@ -44,7 +44,11 @@ pub struct InstanceLimiter {
 impl InstanceLimiter {
     /// A limiter enforcing `limits`.
     pub fn new(limits: InstanceLimits) -> Self {
-        Self { limits, memory_limit_hit: false, peak_memory_bytes: 0 }
+        Self {
+            limits,
+            memory_limit_hit: false,
+            peak_memory_bytes: 0,
+        }
     }
 }
 
@@ -74,7 +78,11 @@ impl wasmtime::ResourceLimiter for InstanceLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
         if desired > self.limits.memory_bytes {
             self.memory_limit_hit = true;
-            return Err(MemoryLimitExceeded { desired, limit: self.limits.memory_bytes }.into());
+            return Err(MemoryLimitExceeded {
+                desired,
+                limit: self.limits.memory_bytes,
+            }
+            .into());
         }
         self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
         Ok(true)

@@ -100,7 +100,10 @@ impl From<types::Manifest> for Manifest {
                 .collect(),
             outbound_hosts: m.outbound_hosts,
             default_base_url: m.default_base_url,
-            credential: m.credential.map(|c| CredentialSpec { name: c.name, header: c.header }),
+            credential: m.credential.map(|c| CredentialSpec {
+                name: c.name,
+                header: c.header,
+            }),
         }
     }
 }

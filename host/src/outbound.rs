@@ -72,9 +72,8 @@ impl OutboundPolicy {
             .any(|h| h == "{base-url}" || h.eq_ignore_ascii_case(&base_url.host));
         let credential_header = credential_header
             .map(|header| {
-                HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-                    anyhow::anyhow!("the action's manifest names an invalid credential header `{header}`")
-                })
+                HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| anyhow::anyhow!("the action's manifest names an invalid credential header `{header}`"))
             })
             .transpose()?;
         Ok(Self {
@@ -202,7 +201,12 @@ pub struct OutboundHooks {
 impl OutboundHooks {
     /// Hooks for one invocation.
     pub fn new(policy: Arc<OutboundPolicy>, deadline: ActionDeadline) -> Self {
-        Self { policy, deadline, requests: 0, log: Arc::default() }
+        Self {
+            policy,
+            deadline,
+            requests: 0,
+            log: Arc::default(),
+        }
     }
 }
 
@@ -217,7 +221,12 @@ impl WasiHttpHooks for OutboundHooks {
         })
     }
 
-    fn send_request(&mut self, request: Request<WasiBody>, options: Option<RequestOptions>, _fut: IoFuture) -> SendFuture {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> SendFuture {
         self.requests += 1;
         let count = self.requests;
         let policy = self.policy.clone();
@@ -297,7 +306,11 @@ async fn send(
         .headers()
         .iter()
         .map(|(n, v)| {
-            let shown = if v.is_sensitive() { "[redacted]".to_string() } else { String::from_utf8_lossy(v.as_bytes()).into_owned() };
+            let shown = if v.is_sensitive() {
+                "[redacted]".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
             (n.to_string(), shown)
         })
         .collect();
@@ -371,9 +384,7 @@ async fn send(
         }
         .boxed_unsync()
     });
-    let io: IoFuture = Box::new(async move {
-        conn.await.map_err(HttpError::from)
-    });
+    let io: IoFuture = Box::new(async move { conn.await.map_err(HttpError::from) });
     Ok((response, io))
 }
 
@@ -383,7 +394,10 @@ async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketA
     }
     match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
         Err(_) => Err(HttpError::DnsTimeout),
-        Ok(Err(e)) => Err(HttpError::DnsError { rcode: Some(e.to_string()), info_code: None }),
+        Ok(Err(e)) => Err(HttpError::DnsError {
+            rcode: Some(e.to_string()),
+            info_code: None,
+        }),
         Ok(Ok(addrs)) => {
             let addrs: Vec<_> = addrs.collect();
             if addrs.is_empty() {
@@ -418,7 +432,9 @@ async fn tls_connect(
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -432,8 +448,7 @@ async fn tls_connect(
     });
     let name = match host.parse::<IpAddr>() {
         Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
-        Err(_) => rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(HttpError::InvalidDnsNameError)?,
+        Err(_) => rustls::pki_types::ServerName::try_from(host.to_string()).map_err(HttpError::InvalidDnsNameError)?,
     };
     let connector = tokio_rustls::TlsConnector::from(config.clone());
     tokio::time::timeout(timeout, connector.connect(name, stream))
@@ -512,8 +527,19 @@ mod tests {
     #[test]
     fn private_ranges_are_not_public() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
         ] {
             let ip: IpAddr = ip.parse().expect("literal");
             assert!(!is_public_address(ip), "{ip} should not be public");

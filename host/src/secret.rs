@@ -50,8 +50,7 @@ impl ApiKey {
     /// The key as a header value marked sensitive (hyper never logs it).
     pub(crate) fn header_value(&self) -> http::HeaderValue {
         // `new` admitted only visible ASCII and spaces, which are valid header bytes.
-        let mut v = http::HeaderValue::from_str(&self.0)
-            .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        let mut v = http::HeaderValue::from_str(&self.0).unwrap_or_else(|_| http::HeaderValue::from_static(""));
         v.set_sensitive(true);
         v
     }

@@ -96,13 +96,20 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
     }
 }
 
@@ -146,7 +153,11 @@ impl log::Host for HostState {
             log::Level::Warn => tracing::warn!(target: "actionbox::guest", "{message}"),
             log::Level::Error => tracing::error!(target: "actionbox::guest", "{message}"),
         }
-        log.lines.push(GuestLogLine { level: level_name, message, at_ms });
+        log.lines.push(GuestLogLine {
+            level: level_name,
+            message,
+            at_ms,
+        });
     }
 }
 

@@ -37,7 +37,10 @@ enum Outcome {
 impl<'t, T: Transport> Client<'t, T> {
     /// Wrap a transport.
     pub fn new(transport: &'t mut T) -> Self {
-        Self { transport, requests_sent: 0 }
+        Self {
+            transport,
+            requests_sent: 0,
+        }
     }
 
     /// Log through the transport.
@@ -54,11 +57,13 @@ impl<'t, T: Transport> Client<'t, T> {
     /// GET and decode JSON; a 404 is `Ok(None)`.
     pub fn get_json_or_404<R: DeserializeOwned>(&mut self, path: &str) -> Result<Option<R>, ActionError> {
         let Some(body) = self.get(path)? else { return Ok(None) };
-        serde_json::from_slice(&body).map(Some).map_err(|e| ActionError::Upstream {
-            status: Some(200),
-            message: format!("ShipStation returned a malformed response for {}: {e}", endpoint(path)),
-            request_id: None,
-        })
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| ActionError::Upstream {
+                status: Some(200),
+                message: format!("ShipStation returned a malformed response for {}: {e}", endpoint(path)),
+                request_id: None,
+            })
     }
 
     /// GET with the retry policy; `Ok(None)` on 404, the body otherwise.
@@ -86,7 +91,11 @@ impl<'t, T: Transport> Client<'t, T> {
                     )))
                 }
                 Err(TransportError::TooLarge(m)) => {
-                    return Err(ActionError::Upstream { status: None, message: m, request_id: None })
+                    return Err(ActionError::Upstream {
+                        status: None,
+                        message: m,
+                        request_id: None,
+                    })
                 }
                 Err(TransportError::Connection(m)) => Outcome::Fail(ActionError::Upstream {
                     status: None,
@@ -115,7 +124,10 @@ impl<'t, T: Transport> Client<'t, T> {
                     if let Some(id) = err.request_id {
                         message.push_str(&format!(" [request_id {id}]"));
                     }
-                    return Err(ActionError::RateLimited { retry_after_secs: secs, message });
+                    return Err(ActionError::RateLimited {
+                        retry_after_secs: secs,
+                        message,
+                    });
                 }
                 Outcome::ServerError(status, err) => {
                     if server_retries == 0 && self.can_wait(SERVER_ERROR_BACKOFF) {

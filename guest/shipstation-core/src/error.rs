@@ -60,14 +60,21 @@ impl fmt::Display for ActionError {
             | ActionError::Timeout(m)
             | ActionError::Denied(m)
             | ActionError::Internal(m) => f.write_str(m),
-            ActionError::RateLimited { retry_after_secs, message } => {
+            ActionError::RateLimited {
+                retry_after_secs,
+                message,
+            } => {
                 f.write_str(message)?;
                 if let Some(s) = retry_after_secs {
                     write!(f, " (retry after {s} s)")?;
                 }
                 Ok(())
             }
-            ActionError::Upstream { status, message, request_id } => {
+            ActionError::Upstream {
+                status,
+                message,
+                request_id,
+            } => {
                 f.write_str(message)?;
                 if let Some(s) = status {
                     write!(f, " (HTTP {s})")?;

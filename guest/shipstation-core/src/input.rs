@@ -36,7 +36,9 @@ impl TrackOrderInput {
             }
         };
         if order_id.is_empty() {
-            return Err(ActionError::InvalidInput("`order_id` is empty; give the order's id or number".into()));
+            return Err(ActionError::InvalidInput(
+                "`order_id` is empty; give the order's id or number".into(),
+            ));
         }
         let chars = order_id.chars().count();
         if chars > MAX_ORDER_ID_CHARS {
@@ -49,7 +51,9 @@ impl TrackOrderInput {
                 "`order_id` contains control characters; give the id as printed on the order".into(),
             ));
         }
-        Ok(Self { order_id: order_id.to_string() })
+        Ok(Self {
+            order_id: order_id.to_string(),
+        })
     }
 }
 
@@ -68,8 +72,8 @@ pub fn parse_empty_object(input: &str) -> Result<(), ActionError> {
 }
 
 fn parse_object(input: &str) -> Result<serde_json::Map<String, Value>, ActionError> {
-    let value: Value = serde_json::from_str(input)
-        .map_err(|e| ActionError::InvalidInput(format!("input is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(input).map_err(|e| ActionError::InvalidInput(format!("input is not valid JSON: {e}")))?;
     match value {
         Value::Object(map) => Ok(map),
         other => Err(ActionError::InvalidInput(format!(

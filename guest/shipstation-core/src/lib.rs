@@ -49,16 +49,17 @@ pub fn invoke(method: &str, input: &str, transport: &mut impl Transport) -> Resu
             known.join(", ")
         ))
     })?;
+    // Serialized straight from the structs, so fields keep their declared
+    // (seed) order.
     let output = match method {
         manifest::Method::TrackOrder => {
             let input = input::TrackOrderInput::parse(input)?;
-            serde_json::to_value(track::track_order(&input, transport)?)
+            serde_json::to_string(&track::track_order(&input, transport)?)
         }
         manifest::Method::TestConnection => {
             input::parse_empty_object(input)?;
-            serde_json::to_value(track::test_connection(transport)?)
+            serde_json::to_string(&track::test_connection(transport)?)
         }
     };
-    let value = output.map_err(|e| ActionError::Internal(format!("could not encode the result: {e}")))?;
-    Ok(value.to_string())
+    output.map_err(|e| ActionError::Internal(format!("could not encode the result: {e}")))
 }

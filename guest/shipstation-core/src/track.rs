@@ -48,7 +48,10 @@ pub fn track_order(input: &TrackOrderInput, transport: &mut impl Transport) -> R
     if shipments.len() > MAX_SHIPMENTS {
         client.log(
             LogLevel::Warn,
-            &format!("order has {} shipments; examining the newest {MAX_SHIPMENTS}", shipments.len()),
+            &format!(
+                "order has {} shipments; examining the newest {MAX_SHIPMENTS}",
+                shipments.len()
+            ),
         );
         shipments.truncate(MAX_SHIPMENTS);
     }
@@ -118,9 +121,10 @@ pub fn is_se_id(id: &str) -> bool {
     id.len() <= 25
         && id.strip_prefix("se").is_some_and(|rest| {
             !rest.is_empty()
-                && rest.split('-').skip(1).all(|part| {
-                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                })
+                && rest
+                    .split('-')
+                    .skip(1)
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
                 && rest.starts_with('-')
         })
 }
@@ -163,9 +167,15 @@ fn shipments_by_number<T: Transport>(client: &mut Client<'_, T>, number: &str) -
                 ("page_size", &page_size),
             ],
         );
-        let Some(list) = client.get_json_or_404::<ShipmentList>(&path)? else { break };
+        let Some(list) = client.get_json_or_404::<ShipmentList>(&path)? else {
+            break;
+        };
         let count = list.shipments.len();
-        matches.extend(list.shipments.into_iter().filter(|s| s.shipment_number.as_deref() == Some(number)));
+        matches.extend(
+            list.shipments
+                .into_iter()
+                .filter(|s| s.shipment_number.as_deref() == Some(number)),
+        );
         if count == 0 || list.pages.is_none_or(|pages| page >= pages) {
             break;
         }
@@ -188,7 +198,9 @@ fn labels_of<T: Transport>(client: &mut Client<'_, T>, shipment_id: &str) -> Res
                 ("page_size", &page_size),
             ],
         );
-        let Some(list) = client.get_json_or_404::<LabelList>(&path)? else { break };
+        let Some(list) = client.get_json_or_404::<LabelList>(&path)? else {
+            break;
+        };
         let count = list.labels.len();
         labels.extend(
             list.labels
@@ -211,11 +223,17 @@ fn tracking_of<T: Transport>(client: &mut Client<'_, T>, label: &Label) -> Resul
     match client.get_json_or_404::<TrackingInfo>(&path) {
         Ok(Some(info)) => Ok(merge(info, label)),
         Ok(None) => {
-            client.log(LogLevel::Info, &format!("no tracking log for label {label_id}; using the label's fields"));
+            client.log(
+                LogLevel::Info,
+                &format!("no tracking log for label {label_id}; using the label's fields"),
+            );
             Ok(from_label(label))
         }
         Err(e @ ActionError::Upstream { .. }) => {
-            client.log(LogLevel::Warn, &format!("tracking log for label {label_id} unavailable ({e}); using the label's fields"));
+            client.log(
+                LogLevel::Warn,
+                &format!("tracking log for label {label_id} unavailable ({e}); using the label's fields"),
+            );
             Ok(from_label(label))
         }
         Err(e) => Err(e),
@@ -224,9 +242,13 @@ fn tracking_of<T: Transport>(client: &mut Client<'_, T>, label: &Label) -> Resul
 
 /// Tracking from the tracking log, with the label filling gaps.
 fn merge(info: TrackingInfo, label: &Label) -> Tracking {
-    let status_code = info
-        .status_code
-        .or_else(|| label.tracking_status.as_deref().and_then(code_of_label_status).map(String::from));
+    let status_code = info.status_code.or_else(|| {
+        label
+            .tracking_status
+            .as_deref()
+            .and_then(code_of_label_status)
+            .map(String::from)
+    });
     let status_description = info
         .status_description
         .or_else(|| status_code.as_deref().and_then(describe_status).map(String::from));
@@ -315,10 +337,15 @@ fn most_relevant(entries: &[ShipmentTracking]) -> Option<&Tracking> {
 }
 
 fn not_shipped_message(order_id: &str, shipments: &[Shipment]) -> String {
-    if shipments.iter().all(|s| s.shipment_status.as_deref() == Some("cancelled")) {
+    if shipments
+        .iter()
+        .all(|s| s.shipment_status.as_deref() == Some("cancelled"))
+    {
         format!("Order {order_id} was cancelled in ShipStation; nothing was shipped.")
     } else {
-        format!("Order {order_id} was found in ShipStation but has not shipped yet: no shipping label has been created.")
+        format!(
+            "Order {order_id} was found in ShipStation but has not shipped yet: no shipping label has been created."
+        )
     }
 }
 

@@ -57,7 +57,10 @@ impl Guest for ShipStationAction {
                 .collect(),
             outbound_hosts: m.outbound_hosts,
             default_base_url: m.default_base_url,
-            credential: m.credential.map(|c| wit::CredentialSpec { name: c.name, header: c.header }),
+            credential: m.credential.map(|c| wit::CredentialSpec {
+                name: c.name,
+                header: c.header,
+            }),
         }
     }
 
@@ -75,12 +78,22 @@ fn to_wit(e: shipstation_core::ActionError) -> wit::ActionError {
         E::InvalidInput(m) => wit::ActionError::InvalidInput(m),
         E::Unauthorized(m) => wit::ActionError::Unauthorized(m),
         E::NotFound(m) => wit::ActionError::NotFound(m),
-        E::RateLimited { retry_after_secs, message } => {
-            wit::ActionError::RateLimited(wit::RateLimit { retry_after_secs, message })
-        }
-        E::Upstream { status, message, request_id } => {
-            wit::ActionError::Upstream(wit::UpstreamFailure { status, message, request_id })
-        }
+        E::RateLimited {
+            retry_after_secs,
+            message,
+        } => wit::ActionError::RateLimited(wit::RateLimit {
+            retry_after_secs,
+            message,
+        }),
+        E::Upstream {
+            status,
+            message,
+            request_id,
+        } => wit::ActionError::Upstream(wit::UpstreamFailure {
+            status,
+            message,
+            request_id,
+        }),
         E::Timeout(m) => wit::ActionError::Timeout(m),
         E::Denied(m) => wit::ActionError::Denied(m),
         E::Internal(m) => wit::ActionError::Internal(m),
@@ -192,7 +205,28 @@ impl WasiHttpTransport {
                 }
             }
         }
-        Ok(HttpResponse { status, headers, body: bytes })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: bytes,
+        })
+    }
+}
+
+/// A sentence for a `wasi:http` error code.
+fn describe_error_code(code: &ErrorCode, authority: &str) -> String {
+    match code {
+        ErrorCode::DnsError(_) | ErrorCode::DnsTimeout => format!("DNS lookup of {authority} failed"),
+        ErrorCode::ConnectionRefused => format!("connection to {authority} was refused"),
+        ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => format!("{authority} is unreachable"),
+        ErrorCode::ConnectionTerminated | ErrorCode::HttpResponseIncomplete => {
+            format!("{authority} closed the connection before the response was complete")
+        }
+        ErrorCode::TlsCertificateError | ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => {
+            format!("the TLS connection to {authority} failed")
+        }
+        ErrorCode::HttpProtocolError => format!("{authority} answered with invalid HTTP"),
+        other => format!("request to {authority} failed: {other:?}"),
     }
 }
 
@@ -209,7 +243,7 @@ impl Transport for WasiHttpTransport {
                 "ShipStation's response was larger than {} MiB",
                 MAX_RESPONSE_BYTES / (1024 * 1024)
             )),
-            other => TransportError::Connection(format!("{other:?}")),
+            other => TransportError::Connection(describe_error_code(&other, &self.authority)),
         })
     }
 

@@ -1,0 +1,56 @@
+//! Helpers for the end-to-end tests: the real component, loaded by the real
+//! host, talking real HTTP to the simulator on loopback.
+
+use actionbox::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
+use shipstation_sim::Simulator;
+use std::path::PathBuf;
+
+/// The ShipStation component: `$ACTIONBOX_COMPONENT`, or the one `make build`
+/// writes. Panics with instructions when it is missing (never skips).
+pub fn component_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ACTIONBOX_COMPONENT") {
+        return PathBuf::from(p);
+    }
+    let p = workspace_root().join("target/wasm32-wasip2/release/shipstation.wasm");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make build` (or `make test`, which builds it) first",
+        p.display()
+    );
+    p
+}
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `actionbox` binary built next to the running test binary.
+pub fn actionbox_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir");
+    let bin = dir.join("actionbox");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests through `make test`",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh engine with the ShipStation component loaded.
+pub async fn load_action() -> (ActionEngine, ActionComponent) {
+    let engine = ActionEngine::new().expect("engine");
+    let action = engine.load(&component_path()).await.expect("component loads");
+    (engine, action)
+}
+
+/// Integration settings pointing at `sim`, with its key and a `timeout_secs` timeout.
+pub fn settings_for(sim: &Simulator, timeout_secs: u64) -> IntegrationSettings {
+    let mut s = IntegrationSettings::new(
+        BaseUrl::parse(&sim.base_url()).expect("sim url"),
+        Some(ApiKey::new(sim.api_key()).expect("key")),
+    );
+    s.timeout = actionbox::ActionTimeout::from_secs(timeout_secs).expect("timeout");
+    s
+}
