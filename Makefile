@@ -27,8 +27,9 @@ help:
 setup:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 
+# The ShipStation action and the hostile test component (tests/hostile-guest).
 component: setup
-	$(CARGO) build --release -p shipstation --target $(WASM_TARGET)
+	$(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)
 
 host:
 	$(CARGO) build --release -p actionbox -p shipstation-sim
@@ -52,7 +53,7 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release -p shipstation --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release -p shipstation -p hostile-guest --target $(WASM_TARGET) -- -D warnings
 
 test: build lint
 	$(CARGO) test --release

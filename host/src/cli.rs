@@ -15,7 +15,7 @@ use std::process::ExitCode;
 /// Exit codes: 0 success, 1 setup or host error, 2 usage error, and for a
 /// failed action 10 invalid-input, 11 unauthorized, 12 not-found,
 /// 13 rate-limited, 14 upstream, 15 timeout, 16 denied, 17 internal,
-/// 18 memory-limit, 19 trap, 20 invalid-output.
+/// 18 memory-limit, 19 trap, 20 invalid-output, 21 limit-exceeded.
 #[derive(Debug, Parser)]
 #[command(name = "actionbox", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -25,7 +25,7 @@ pub struct Cli {
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 setup/host error; 2 usage; 10 invalid-input; 11 unauthorized; \
 12 not-found; 13 rate-limited; 14 upstream; 15 timeout; 16 denied; 17 internal; 18 memory-limit; \
-19 trap; 20 invalid-output.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
+19 trap; 20 invalid-output; 21 limit-exceeded.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
 
 #[derive(Debug, Subcommand)]
 enum Command {

@@ -66,7 +66,12 @@ pub enum InvokeError {
         /// The trap, with the guest's panic message when it printed one.
         message: String,
     },
-    /// The action returned something that is not valid JSON or is too large.
+    /// A sandbox limit was reached (requests, body or result size, …).
+    LimitExceeded {
+        /// Which limit and what the action tried.
+        message: String,
+    },
+    /// The action returned something that is not valid JSON.
     InvalidOutput {
         /// What was wrong.
         message: String,
@@ -93,6 +98,7 @@ impl InvokeError {
             Self::MemoryLimit { .. } => "memory-limit",
             Self::Trap { .. } => "trap",
             Self::InvalidOutput { .. } => "invalid-output",
+            Self::LimitExceeded { .. } => "limit-exceeded",
             Self::Host { .. } => "host",
         }
     }
@@ -112,6 +118,7 @@ impl InvokeError {
             Self::MemoryLimit { .. } => 18,
             Self::Trap { .. } => 19,
             Self::InvalidOutput { .. } => 20,
+            Self::LimitExceeded { .. } => 21,
         }
     }
 
@@ -137,6 +144,7 @@ impl InvokeError {
             | Self::MemoryLimit { message }
             | Self::Trap { message }
             | Self::InvalidOutput { message }
+            | Self::LimitExceeded { message }
             | Self::Host { message } => message,
         }
     }

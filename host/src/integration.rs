@@ -2,9 +2,10 @@
 //! take, which key to inject and the per-instance limits.
 
 use crate::deadline::ActionTimeout;
-use crate::limits::InstanceLimits;
+use crate::limits::SandboxLimits;
 use crate::secret::ApiKey;
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -119,8 +120,11 @@ pub struct IntegrationSettings {
     pub timeout: ActionTimeout,
     /// Injected as the manifest's credential header; `None` sends no key.
     pub api_key: Option<ApiKey>,
-    /// Per-instance resource limits.
-    pub limits: InstanceLimits,
+    /// Per-call sandbox limits.
+    pub limits: SandboxLimits,
+    /// Addresses to use for host names instead of DNS (like curl's
+    /// `--resolve`); the address checks still apply.
+    pub pinned_addresses: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl IntegrationSettings {
@@ -130,7 +134,8 @@ impl IntegrationSettings {
             base_url,
             timeout: ActionTimeout::default(),
             api_key,
-            limits: InstanceLimits::default(),
+            limits: SandboxLimits::default(),
+            pinned_addresses: BTreeMap::new(),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::deadline::ActionDeadline;
 use crate::engine::ActionComponent;
 use crate::error::InvokeError;
 use crate::integration::IntegrationSettings;
-use crate::limits::{InstanceLimiter, InstanceLimits, MemoryLimitExceeded};
+use crate::limits::{MemoryLimitExceeded, SandboxLimits, SandboxViolation};
 use crate::manifest::Manifest;
 use crate::outbound::{OutboundHooks, OutboundPolicy, OutboundRecord};
 use crate::state::{millis, GuestLogLine, HostState};
@@ -25,8 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, UpdateDeadline};
 
-/// Largest result an action may return, in bytes.
-pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
 /// Time the host keeps for itself: the action is told its budget minus this,
 /// so it can give up cleanly (with `timeout`) before the host stops it.
 pub const GUEST_BUDGET_RESERVE: Duration = Duration::from_millis(100);
@@ -57,6 +55,8 @@ pub struct InvocationReport {
     pub deadline_ms: u64,
     /// Highest linear-memory size the action reached, in bytes.
     pub peak_memory_bytes: usize,
+    /// What the sandbox stopped during the call.
+    pub violations: Vec<SandboxViolation>,
 }
 
 fn serialize_outcome<S: serde::Serializer>(
@@ -98,12 +98,7 @@ fn new_store(pre: &SmartActionPre<HostState>, state: HostState) -> Store<HostSta
 pub(crate) async fn describe(pre: &SmartActionPre<HostState>) -> Result<Manifest> {
     let deadline = ActionDeadline::start(DESCRIBE_TIMEOUT);
     let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
-    let state = HostState::new(
-        hooks,
-        BTreeMap::new(),
-        InstanceLimiter::new(InstanceLimits::default()),
-        deadline,
-    );
+    let state = HostState::new(hooks, BTreeMap::new(), SandboxLimits::default(), deadline);
     let mut store = new_store(pre, state);
     let call = async {
         let action = pre.instantiate_async(&mut store).await?;
@@ -131,6 +126,7 @@ impl ActionComponent {
             elapsed_ms: 0,
             deadline_ms: millis(deadline.limit()),
             peak_memory_bytes: 0,
+            violations: Vec::new(),
         };
         let manifest = self.manifest();
         if manifest.method(method).is_none() {
@@ -147,8 +143,12 @@ impl ActionComponent {
             &manifest.outbound_hosts,
             manifest.credential.as_ref().map(|c| c.header.as_str()),
             integration.api_key.clone(),
+            &integration.limits,
         ) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                p.pinned_addresses = integration.pinned_addresses.clone();
+                p
+            }
             Err(e) => {
                 report.outcome = Err(InvokeError::Host {
                     message: format!("{e:#}"),
@@ -165,8 +165,9 @@ impl ActionComponent {
         }
         let hooks = OutboundHooks::new(Arc::new(policy), deadline);
         let outbound_log = hooks.log.clone();
+        let violations = hooks.violations.clone();
         let settings = BTreeMap::from([("base-url".to_string(), integration.base_url.to_string())]);
-        let state = HostState::new(hooks, settings, InstanceLimiter::new(integration.limits), deadline);
+        let state = HostState::new(hooks, settings, integration.limits, deadline);
         let mut store = new_store(&self.pre, state);
 
         let call = async {
@@ -183,7 +184,7 @@ impl ActionComponent {
             Err(_elapsed) => Err(timeout_error(&deadline)),
             Ok(Err(e)) => Err(classify_failure(e, state, &deadline)),
             Ok(Ok(Err(action_error))) => Err(action_error.into()),
-            Ok(Ok(Ok(text))) => parse_result(&text),
+            Ok(Ok(Ok(text))) => parse_result(&text, integration.limits.max_result_bytes),
         };
         report.guest_log = state.guest_log.lines.clone();
         report.guest_log_dropped = state.guest_log.dropped;
@@ -191,6 +192,18 @@ impl ActionComponent {
         report.elapsed_ms = millis(deadline.elapsed());
         drop(store);
         report.outbound = outbound_log.lock().map(|l| l.clone()).unwrap_or_default();
+        report.violations = violations.lock().map(|v| v.clone()).unwrap_or_default();
+        // The host knows exactly what it stopped; when the call failed after
+        // that, its account replaces the guest's (e.g. a guest that reports
+        // "connection failed" after its request was refused).
+        if let (Err(e), Some(v)) = (&report.outcome, report.violations.first()) {
+            if !matches!(e, InvokeError::Timeout { .. } | InvokeError::MemoryLimit { .. }) {
+                report.outcome = Err(match v.clone() {
+                    SandboxViolation::Denied { message } => InvokeError::Denied { message },
+                    SandboxViolation::LimitExceeded { message } => InvokeError::LimitExceeded { message },
+                });
+            }
+        }
         if let Err(e) = &report.outcome {
             tracing::info!(invocation = %report.invocation_id, kind = e.kind(), "invocation failed: {e}");
         }
@@ -234,13 +247,12 @@ fn classify_failure(e: wasmtime::Error, state: &HostState, deadline: &ActionDead
     InvokeError::Trap { message }
 }
 
-fn parse_result(text: &str) -> Result<serde_json::Value, InvokeError> {
-    if text.len() > MAX_RESULT_BYTES {
-        return Err(InvokeError::InvalidOutput {
+fn parse_result(text: &str, max_bytes: usize) -> Result<serde_json::Value, InvokeError> {
+    if text.len() > max_bytes {
+        return Err(InvokeError::LimitExceeded {
             message: format!(
-                "the action returned {} bytes; results are limited to {} bytes",
-                text.len(),
-                MAX_RESULT_BYTES
+                "the action returned a {} byte result; results are limited to {max_bytes} bytes (limits.max_result_bytes)",
+                text.len()
             ),
         });
     }

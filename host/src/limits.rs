@@ -1,49 +1,76 @@
-//! Per-instance resource limits, enforced through wasmtime's `ResourceLimiter`.
+//! Every per-integration sandbox limit, its default and why, plus the
+//! `ResourceLimiter` that enforces the memory ones.
+//!
+//! Where each is enforced: memory and tables — [`InstanceLimiter`]; outbound
+//! requests, request and response bodies — `outbound.rs`; result size —
+//! `invoke.rs`; log volume — `state.rs`; the deadline — `deadline.rs`. The
+//! wasm stack is engine-wide (`engine::MAX_WASM_STACK_BYTES`).
 
+use std::fmt;
 use wasmtime::Result;
 
-/// Default linear-memory cap per instance: enough for the ShipStation action
-/// (it peaks at a few MiB) with room for large responses.
-pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
-
-/// Limits of one instance. The numbers are configuration; the limiter state
-/// (whether a limit was hit) lives in [`InstanceLimiter`].
+/// Limits of one integration's calls. Defaults suit ShipStation's trackOrder
+/// with a wide margin; a limit hit is reported as `memory-limit` or
+/// `limit-exceeded` with the limit's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InstanceLimits {
-    /// Cap on the total linear memory of the instance, in bytes.
+pub struct SandboxLimits {
+    /// Cap on each linear memory, bytes. trackOrder peaks at a few MiB.
     pub memory_bytes: usize,
-    /// Cap on table elements (function pointers), per table.
+    /// Cap on each table's elements (function references).
     pub table_elements: usize,
-    /// Cap on core instances, tables and memories created by one component.
+    /// Cap on core instances, tables and memories one component may create.
     pub instances: usize,
+    /// Outbound requests per call. trackOrder needs 3 for a simple order and
+    /// at most about 14 for a split one; more means a loop.
+    pub max_outbound_requests: u32,
+    /// Bytes of one outbound response body delivered to the guest.
+    pub max_response_body_bytes: u64,
+    /// Bytes of one outbound request body the guest may send.
+    pub max_request_body_bytes: u64,
+    /// Bytes of the JSON result the guest may return.
+    pub max_result_bytes: usize,
+    /// Bytes of log text kept per call; later lines are counted and dropped.
+    pub max_log_bytes: usize,
+    /// Bytes of one HTTP header field the guest may build or receive
+    /// (hostcall data through `wasi:http/types.fields`).
+    pub max_header_bytes: usize,
 }
 
-impl Default for InstanceLimits {
+/// 64 MiB: the default memory cap.
+pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
+impl Default for SandboxLimits {
     fn default() -> Self {
         Self {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             table_elements: 100_000,
             instances: 64,
+            max_outbound_requests: 16,
+            max_response_body_bytes: 8 * 1024 * 1024,
+            max_request_body_bytes: 1024 * 1024,
+            max_result_bytes: 1024 * 1024,
+            max_log_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
 
 /// The `ResourceLimiter` of one store. Growth past a limit traps at once (the
 /// guest's allocator would otherwise loop or abort with a vaguer message), and
-/// the limiter remembers that it refused, so the host can report the trap as
-/// `memory-limit` rather than a generic crash.
+/// the limiter remembers that it refused, so the host reports `memory-limit`
+/// rather than a generic crash.
 #[derive(Debug)]
 pub struct InstanceLimiter {
-    limits: InstanceLimits,
+    limits: SandboxLimits,
     /// Set when a memory growth was refused.
     pub memory_limit_hit: bool,
-    /// Highest total memory size granted, in bytes.
+    /// Highest memory size granted, in bytes.
     pub peak_memory_bytes: usize,
 }
 
 impl InstanceLimiter {
     /// A limiter enforcing `limits`.
-    pub fn new(limits: InstanceLimits) -> Self {
+    pub fn new(limits: SandboxLimits) -> Self {
         Self {
             limits,
             memory_limit_hit: false,
@@ -61,11 +88,11 @@ pub struct MemoryLimitExceeded {
     pub limit: usize,
 }
 
-impl std::fmt::Display for MemoryLimitExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the action tried to grow its memory to {} MiB, over its limit of {} MiB",
+            "the action tried to grow its memory to {} MiB, over its limit of {} MiB (limits.memory_bytes)",
             self.desired / (1024 * 1024),
             self.limit / (1024 * 1024)
         )
@@ -103,4 +130,22 @@ impl wasmtime::ResourceLimiter for InstanceLimiter {
     fn memories(&self) -> usize {
         self.limits.instances
     }
+}
+
+/// Something the sandbox stopped during a call. When the call then fails,
+/// the host reports this (it knows exactly what happened) instead of the
+/// guest's own, vaguer account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SandboxViolation {
+    /// A capability was refused (host not allowed, blocked address, …).
+    Denied {
+        /// What was refused and which setting would allow it.
+        message: String,
+    },
+    /// A limit was reached.
+    LimitExceeded {
+        /// Which limit, its value, and what the guest tried.
+        message: String,
+    },
 }

@@ -17,11 +17,13 @@
 
 use crate::deadline::ActionDeadline;
 use crate::integration::BaseUrl;
+use crate::limits::{SandboxLimits, SandboxViolation};
 use crate::secret::ApiKey;
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -30,11 +32,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
-
-/// Default cap on one response body, in bytes.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
-/// Default cap on outbound requests per invocation.
-pub const DEFAULT_MAX_REQUESTS: u32 = 16;
 
 /// What one integration's actions may reach. Built once per integration and
 /// shared by every invocation.
@@ -54,8 +51,13 @@ pub struct OutboundPolicy {
     pub api_key: Option<ApiKey>,
     /// Cap on one response body, in bytes.
     pub max_response_bytes: u64,
+    /// Cap on one request body, in bytes.
+    pub max_request_body_bytes: u64,
     /// Cap on requests per invocation.
     pub max_requests: u32,
+    /// Addresses to use for a host name instead of DNS (like curl's
+    /// `--resolve`); still subject to the address checks.
+    pub pinned_addresses: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl OutboundPolicy {
@@ -66,6 +68,7 @@ impl OutboundPolicy {
         declared_hosts: &[String],
         credential_header: Option<&str>,
         api_key: Option<ApiKey>,
+        limits: &SandboxLimits,
     ) -> anyhow::Result<Self> {
         let manifest_allows_base = declared_hosts
             .iter()
@@ -82,8 +85,10 @@ impl OutboundPolicy {
             manifest_allows_base,
             credential_header,
             api_key,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            max_requests: DEFAULT_MAX_REQUESTS,
+            max_response_bytes: limits.max_response_body_bytes,
+            max_request_body_bytes: limits.max_request_body_bytes,
+            max_requests: limits.max_outbound_requests,
+            pinned_addresses: BTreeMap::new(),
         })
     }
 
@@ -101,7 +106,9 @@ impl OutboundPolicy {
             credential_header: None,
             api_key: None,
             max_response_bytes: 0,
+            max_request_body_bytes: 0,
             max_requests: 0,
+            pinned_addresses: BTreeMap::new(),
         }
     }
 
@@ -189,13 +196,33 @@ pub struct OutboundRecord {
 /// Shared list of an invocation's outbound records.
 pub type OutboundLog = Arc<Mutex<Vec<OutboundRecord>>>;
 
-/// The per-invocation `WasiHttpHooks`: a policy, a deadline and a log.
+/// Shared list of what the sandbox stopped during an invocation.
+pub type ViolationLog = Arc<Mutex<Vec<SandboxViolation>>>;
+
+/// Record a violation and log it for the operator.
+pub(crate) fn record_violation(violations: &ViolationLog, violation: SandboxViolation) {
+    match &violation {
+        SandboxViolation::Denied { message } => {
+            tracing::warn!(target: "actionbox::sandbox", "denied: {message}")
+        }
+        SandboxViolation::LimitExceeded { message } => {
+            tracing::warn!(target: "actionbox::sandbox", "limit exceeded: {message}")
+        }
+    }
+    if let Ok(mut v) = violations.lock() {
+        v.push(violation);
+    }
+}
+
+/// The per-invocation `WasiHttpHooks`: a policy, a deadline and logs.
 pub struct OutboundHooks {
     policy: Arc<OutboundPolicy>,
     deadline: ActionDeadline,
     requests: u32,
     /// What was sent, for the debugger and tests.
     pub log: OutboundLog,
+    /// What the sandbox stopped.
+    pub violations: ViolationLog,
 }
 
 impl OutboundHooks {
@@ -206,6 +233,7 @@ impl OutboundHooks {
             deadline,
             requests: 0,
             log: Arc::default(),
+            violations: Arc::default(),
         }
     }
 }
@@ -232,6 +260,7 @@ impl WasiHttpHooks for OutboundHooks {
         let policy = self.policy.clone();
         let deadline = self.deadline;
         let log = self.log.clone();
+        let violations = self.violations.clone();
         Box::new(async move {
             let started = Instant::now();
             let mut record = OutboundRecord {
@@ -244,15 +273,27 @@ impl WasiHttpHooks for OutboundHooks {
                 response_bytes: 0,
             };
             let result = if count > policy.max_requests {
-                tracing::warn!(
-                    target: "actionbox::outbound",
-                    url = %record.url,
-                    "denied: the action made more than {} outbound requests in one call",
-                    policy.max_requests
+                record_violation(
+                    &violations,
+                    SandboxViolation::LimitExceeded {
+                        message: format!(
+                            "the action made more than {} outbound requests in one call (limits.max_outbound_requests)",
+                            policy.max_requests
+                        ),
+                    },
                 );
                 Err(HttpError::HttpRequestDenied)
             } else {
-                send(&policy, deadline, options, request, &mut record, log.clone()).await
+                send(
+                    &policy,
+                    deadline,
+                    options,
+                    request,
+                    &mut record,
+                    log.clone(),
+                    violations.clone(),
+                )
+                .await
             };
             record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             if let Err(e) = &result {
@@ -281,13 +322,19 @@ async fn send(
     mut request: Request<WasiBody>,
     record: &mut OutboundRecord,
     log: OutboundLog,
+    violations: ViolationLog,
 ) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
     let uri = request.uri().clone();
     let scheme = uri.scheme_str().unwrap_or("https").to_string();
     let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_string();
     let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
     if let Some(why) = policy.refusal(&scheme, &host, port) {
-        tracing::warn!(target: "actionbox::outbound", host = %host, "denied outbound request: {why}");
+        record_violation(
+            &violations,
+            SandboxViolation::Denied {
+                message: format!("outbound request refused: {why}"),
+            },
+        );
         return Err(HttpError::HttpRequestDenied);
     }
 
@@ -323,19 +370,36 @@ async fn send(
     let first_byte_timeout = options.and_then(|o| o.first_byte_timeout);
     let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout);
 
-    let addrs = resolve(&host, port, connect_timeout).await?;
+    let addrs = match policy.pinned_addresses.get(&host.to_ascii_lowercase()) {
+        Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        None => resolve(&host, port, connect_timeout).await?,
+    };
     if !policy.allow_private_addresses {
         if let Some(bad) = addrs.iter().find(|a| !is_public_address(a.ip())) {
-            tracing::warn!(
-                target: "actionbox::outbound",
-                host = %host,
-                address = %bad.ip(),
-                "denied outbound request: {host} resolves to non-public address {}; only a base_url that itself names a private address may reach private ranges",
-                bad.ip()
+            record_violation(
+                &violations,
+                SandboxViolation::Denied {
+                    message: format!(
+                        "outbound request refused: {host} resolves to the non-public address {}; private, loopback \
+                         and link-local ranges are reachable only when the integration's base_url itself names one",
+                        bad.ip()
+                    ),
+                },
             );
             return Err(HttpError::HttpRequestDenied);
         }
     }
+    let body_limit = policy.max_request_body_bytes;
+    let body_violations = violations.clone();
+    let mut request = request.map(move |body| {
+        LimitedRequestBody {
+            inner: body,
+            limit: body_limit,
+            sent: 0,
+            violations: body_violations,
+        }
+        .boxed_unsync()
+    });
 
     let stream = connect(&addrs, connect_timeout).await?;
     let (mut sender, conn): (_, Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>) = if scheme == "https" {
@@ -371,6 +435,7 @@ async fn send(
 
     let index = log.lock().map(|l| l.len()).unwrap_or(0);
     let body_limit = policy.max_response_bytes;
+    let body_violations = violations;
     let response = response.map(move |incoming| {
         GuardedBody {
             inner: incoming,
@@ -381,6 +446,7 @@ async fn send(
             seen: 0,
             log,
             record_index: index,
+            violations: body_violations,
         }
         .boxed_unsync()
     });
@@ -468,6 +534,7 @@ struct GuardedBody {
     seen: u64,
     log: OutboundLog,
     record_index: usize,
+    violations: ViolationLog,
 }
 
 impl Body for GuardedBody {
@@ -486,10 +553,14 @@ impl Body for GuardedBody {
                         }
                     }
                     if this.seen > this.limit {
-                        tracing::warn!(
-                            target: "actionbox::outbound",
-                            "response body passed the {} byte limit; cut off",
-                            this.limit
+                        record_violation(
+                            &this.violations,
+                            SandboxViolation::LimitExceeded {
+                                message: format!(
+                                    "an outbound response body passed {} bytes and was cut off (limits.max_response_body_bytes)",
+                                    this.limit
+                                ),
+                            },
                         );
                         return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(this.limit)))));
                     }
@@ -513,6 +584,46 @@ impl Body for GuardedBody {
                 Poll::Pending
             }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+/// A request body that fails once the guest has sent more than the limit.
+struct LimitedRequestBody {
+    inner: WasiBody,
+    limit: u64,
+    sent: u64,
+    violations: ViolationLog,
+}
+
+impl Body for LimitedRequestBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &frame {
+            if let Some(data) = f.data_ref() {
+                this.sent += data.len() as u64;
+                if this.sent > this.limit {
+                    record_violation(
+                        &this.violations,
+                        SandboxViolation::LimitExceeded {
+                            message: format!(
+                                "an outbound request body passed {} bytes (limits.max_request_body_bytes)",
+                                this.limit
+                            ),
+                        },
+                    );
+                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(this.limit)))));
+                }
+            }
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -552,7 +663,14 @@ mod tests {
 
     fn policy(base: &str, hosts: &[&str]) -> OutboundPolicy {
         let hosts: Vec<String> = hosts.iter().map(|s| s.to_string()).collect();
-        OutboundPolicy::new(BaseUrl::parse(base).expect("base"), &hosts, Some("API-Key"), None).expect("policy")
+        OutboundPolicy::new(
+            BaseUrl::parse(base).expect("base"),
+            &hosts,
+            Some("API-Key"),
+            None,
+            &SandboxLimits::default(),
+        )
+        .expect("policy")
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::bindings::{log, settings, types};
 use crate::deadline::ActionDeadline;
-use crate::limits::InstanceLimiter;
+use crate::limits::{InstanceLimiter, SandboxLimits};
 use crate::outbound::OutboundHooks;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +14,6 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Bytes of guest stderr kept (Rust panic messages land there).
 pub const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
-/// Bytes of `log` output kept per invocation; later lines are counted, not kept.
-pub const GUEST_LOG_BUDGET_BYTES: usize = 64 * 1024;
 /// Longest single guest log line kept, in bytes.
 pub const GUEST_LOG_LINE_BYTES: usize = 4 * 1024;
 
@@ -38,6 +36,7 @@ pub struct GuestLog {
     /// Lines dropped after the budget ran out.
     pub dropped: u64,
     bytes: usize,
+    budget: usize,
 }
 
 /// Per-invocation store data.
@@ -65,7 +64,7 @@ impl HostState {
     pub fn new(
         outbound: OutboundHooks,
         settings: BTreeMap<String, String>,
-        limiter: InstanceLimiter,
+        limits: SandboxLimits,
         deadline: ActionDeadline,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
@@ -75,14 +74,19 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.max_header_bytes);
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             table: ResourceTable::new(),
             outbound,
             settings,
-            guest_log: GuestLog::default(),
-            limiter,
+            guest_log: GuestLog {
+                budget: limits.max_log_bytes,
+                ..GuestLog::default()
+            },
+            limiter: InstanceLimiter::new(limits),
             deadline,
             stderr,
         }
@@ -125,7 +129,7 @@ impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
         let at_ms = u64::try_from(self.deadline.elapsed().as_millis()).unwrap_or(u64::MAX);
         let log = &mut self.guest_log;
-        if log.bytes >= GUEST_LOG_BUDGET_BYTES {
+        if log.bytes >= log.budget {
             log.dropped += 1;
             return;
         }

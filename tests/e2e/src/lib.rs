@@ -54,3 +54,52 @@ pub fn settings_for(sim: &Simulator, timeout_secs: u64) -> IntegrationSettings {
     s.timeout = actionbox::ActionTimeout::from_secs(timeout_secs).expect("timeout");
     s
 }
+
+/// The hostile test component (`tests/hostile-guest`), built by `make build`.
+pub fn hostile_component_path() -> PathBuf {
+    let p = workspace_root().join("target/wasm32-wasip2/release/hostile_guest.wasm");
+    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
+    p
+}
+
+/// Everything logged through `tracing` in this test process, at every level.
+static TRACE_CAPTURE: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Install (once per process) a TRACE-level subscriber that records every
+/// event, so tests can check what the host logged.
+pub fn capture_traces() {
+    TRACE_CAPTURE.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = CaptureWriter(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    });
+}
+
+/// Everything captured so far, as text.
+pub fn captured_traces() -> String {
+    TRACE_CAPTURE
+        .get()
+        .and_then(|b| b.lock().ok().map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .unwrap_or_default()
+}

@@ -176,6 +176,8 @@ pub struct RecordedRequest {
     pub authorized: bool,
     /// Header names received (lower case); values are not kept.
     pub header_names: Vec<String>,
+    /// Request body bytes received.
+    pub body_bytes: usize,
 }
 
 impl RecordedRequest {
@@ -325,13 +327,22 @@ fn parse_query(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Largest request body the simulator reads (it reads whole bodies so a
+/// client's upload is really consumed).
+const MAX_REQUEST_BODY: usize = 128 * 1024 * 1024;
+
 async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Response {
-    let method = request.method().to_string();
-    let raw_path = request.uri().path().to_string();
-    let raw_query = request.uri().query().unwrap_or("").to_string();
+    let (parts, body) = request.into_parts();
+    let body_bytes = axum::body::to_bytes(body, MAX_REQUEST_BODY)
+        .await
+        .map(|b| b.len())
+        .unwrap_or(0);
+    let method = parts.method.to_string();
+    let raw_path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
     let query = parse_query(&raw_query);
-    let authorized = key_matches(request.headers(), &state.api_key);
-    let header_names = request.headers().keys().map(|k| k.as_str().to_string()).collect();
+    let authorized = key_matches(&parts.headers, &state.api_key);
+    let header_names = parts.headers.keys().map(|k| k.as_str().to_string()).collect();
     if let Ok(mut log) = state.requests.lock() {
         log.push(RecordedRequest {
             method: method.clone(),
@@ -340,6 +351,7 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Respons
             query: query.clone(),
             authorized,
             header_names,
+            body_bytes,
         });
     }
     let request_id = format!("sim-{:06}", state.next_request_id.fetch_add(1, Ordering::Relaxed));

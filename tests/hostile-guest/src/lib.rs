@@ -1,0 +1,54 @@
+//! A hostile smart action: it implements the real `smart-action` world, and
+//! each method is one attack on the host (`cases`). The sandbox tests
+//! (`tests/e2e/tests/hostile.rs`) run every method and check that it ends in a
+//! specific typed error while a well-behaved call on the same host succeeds.
+//!
+//! The cases share one component so the suite builds in seconds; each lives
+//! in its own function below, named like its method.
+//!
+//! Convention: a case that tries to *get* something (a file, an env var, a
+//! socket, a forbidden header) returns `denied` when the sandbox stopped it and
+//! `Ok(<what leaked>)` when it got through, so a leak fails the test.
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "smart-action",
+    generate_all,
+});
+
+mod cases;
+mod http;
+
+use actionbox::action::types::{CredentialSpec, MethodSpec};
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn describe() -> Manifest {
+        Manifest {
+            integration: "hostile".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            methods: cases::NAMES
+                .iter()
+                .map(|name| MethodSpec {
+                    name: (*name).into(),
+                    display_name: (*name).into(),
+                    description: format!("attack: {name}"),
+                    params: vec![],
+                })
+                .collect(),
+            outbound_hosts: vec!["{base-url}".into()],
+            default_base_url: "http://127.0.0.1:9".into(),
+            credential: Some(CredentialSpec {
+                name: "test key".into(),
+                header: "API-Key".into(),
+            }),
+        }
+    }
+
+    fn invoke(method: String, input: String, _ctx: CallContext) -> Result<String, ActionError> {
+        cases::run(&method, &input)
+    }
+}
+
+export!(Hostile);
