@@ -17,4 +17,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use actionbox::action::{log, settings, types};
+pub use self::actionbox::action::{log, settings, types};
