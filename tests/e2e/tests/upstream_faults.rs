@@ -19,7 +19,10 @@ async fn track_with(faults: Vec<FaultRule>) -> (InvocationReport, Simulator) {
     let (_engine, action) = load_action().await;
     let report = action.invoke(&settings_for(&sim, 10), "trackOrder", ORDER).await;
     assert!(!captured_traces().contains(sim.api_key()), "key in traces");
-    assert!(!serde_json::to_string(&report).expect("json").contains(sim.api_key()), "key in report");
+    assert!(
+        !serde_json::to_string(&report).expect("json").contains(sim.api_key()),
+        "key in report"
+    );
     (report, sim)
 }
 
@@ -128,9 +131,16 @@ async fn forbidden_is_unauthorized() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn not_found_with_and_without_body_is_not_found() {
-    for body in ["", r#"{"request_id":"r-404","errors":[{"error_code":"not_found","message":"nope"}]}"#] {
+    for body in [
+        "",
+        r#"{"request_id":"r-404","errors":[{"error_code":"not_found","message":"nope"}]}"#,
+    ] {
         let (report, _sim) = track_with(vec![FaultRule::on("/v2/shipments").status(404).body(body)]).await;
-        assert!(matches!(report.outcome, Err(InvokeError::NotFound { .. })), "{body:?}: {:?}", report.outcome);
+        assert!(
+            matches!(report.outcome, Err(InvokeError::NotFound { .. })),
+            "{body:?}: {:?}",
+            report.outcome
+        );
     }
 }
 
@@ -138,7 +148,11 @@ async fn not_found_with_and_without_body_is_not_found() {
 async fn bad_gateway_twice_is_upstream_with_request_id() {
     let (report, sim) = track_with(vec![FaultRule::on("/v2/labels").status(502)]).await;
     match report.outcome {
-        Err(InvokeError::Upstream { status, request_id, message }) => {
+        Err(InvokeError::Upstream {
+            status,
+            request_id,
+            message,
+        }) => {
             assert_eq!(status, Some(502));
             assert!(request_id.is_some(), "{message}");
         }
@@ -149,24 +163,45 @@ async fn bad_gateway_twice_is_upstream_with_request_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn trickling_server_is_a_timeout_at_the_deadline() {
-    let trickle = FaultRule { trickle_chunk: Some(1), trickle_interval_ms: Some(300), ..FaultRule::on("/v2/shipments") };
+    let trickle = FaultRule {
+        trickle_chunk: Some(1),
+        trickle_interval_ms: Some(300),
+        ..FaultRule::on("/v2/shipments")
+    };
     let started = Instant::now();
     let (report, _sim) = track_with(vec![trickle]).await;
     let took = started.elapsed();
-    assert!(matches!(report.outcome, Err(InvokeError::Timeout { .. })), "{:?}", report.outcome);
-    assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(14), "{took:?}");
+    assert!(
+        matches!(report.outcome, Err(InvokeError::Timeout { .. })),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(14),
+        "{took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_body_is_upstream() {
-    let truncated = FaultRule { truncate_by: Some(100), ..FaultRule::on("/v2/shipments") };
+    let truncated = FaultRule {
+        truncate_by: Some(100),
+        ..FaultRule::on("/v2/shipments")
+    };
     let (report, _sim) = track_with(vec![truncated]).await;
-    assert!(matches!(report.outcome, Err(InvokeError::Upstream { .. })), "{:?}", report.outcome);
+    assert!(
+        matches!(report.outcome, Err(InvokeError::Upstream { .. })),
+        "{:?}",
+        report.outcome
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sixty_four_megabyte_body_is_cut_off() {
-    let huge = FaultRule { huge_body_bytes: Some(64 * 1024 * 1024), ..FaultRule::on("/v2/shipments").status(200) };
+    let huge = FaultRule {
+        huge_body_bytes: Some(64 * 1024 * 1024),
+        ..FaultRule::on("/v2/shipments").status(200)
+    };
     let (report, _sim) = track_with(vec![huge]).await;
     match report.outcome {
         Err(InvokeError::LimitExceeded { message }) => assert!(message.contains("8388608"), "{message}"),
@@ -176,8 +211,11 @@ async fn sixty_four_megabyte_body_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn html_instead_of_json_is_upstream() {
-    let html = FaultRule { content_type: Some("text/html".into()), ..FaultRule::on("/v2/shipments").status(200) }
-        .body("<html><body>Service Unavailable</body></html>");
+    let html = FaultRule {
+        content_type: Some("text/html".into()),
+        ..FaultRule::on("/v2/shipments").status(200)
+    }
+    .body("<html><body>Service Unavailable</body></html>");
     let (report, _sim) = track_with(vec![html]).await;
     match report.outcome {
         Err(InvokeError::Upstream { message, .. }) => assert!(message.contains("malformed"), "{message}"),
@@ -187,7 +225,10 @@ async fn html_instead_of_json_is_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_with_the_wrong_content_type_is_still_read() {
-    let plain = FaultRule { content_type: Some("text/plain".into()), ..FaultRule::on("/v2/") };
+    let plain = FaultRule {
+        content_type: Some("text/plain".into()),
+        ..FaultRule::on("/v2/")
+    };
     let (report, _sim) = track_with(vec![plain]).await;
     report.outcome.expect("the body is JSON, whatever its label");
 }
