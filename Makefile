@@ -13,7 +13,10 @@ SIMULATOR    := target/release/shipstation-sim
 SIM_KEY      := TEST_actionbox_simulator_key
 ORDER        ?= 1001
 
-.PHONY: all setup build component host demo test lint fmt clean help
+.PHONY: all setup build component host demo test lint fmt fuzz clean help
+
+# Seconds each fuzz target runs under `make fuzz`.
+FUZZ_SECONDS ?= 60
 
 all: build
 
@@ -22,6 +25,7 @@ help:
 	@echo "make test    fmt check, clippy -D warnings, all unit and end-to-end tests"
 	@echo "make build   $(COMPONENT) and $(ACTIONBOX)"
 	@echo "make lint    fmt check and clippy only"
+	@echo "make fuzz    cargo-fuzz targets on nightly, $(FUZZ_SECONDS) s each (FUZZ_SECONDS=…)"
 
 # The only toolchain piece not in a stock Rust install.
 setup:
@@ -60,6 +64,14 @@ test: build lint
 
 fmt:
 	$(CARGO) fmt --all
+
+# cargo-fuzz on the nightly toolchain (not part of `make test` / CI).
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd tests/fuzz && for t in upstream_responses order_input base_url; do \
+		cargo +nightly fuzz run --fuzz-dir . $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -27,6 +27,7 @@ pub mod error;
 pub mod input;
 pub mod manifest;
 pub mod output;
+pub mod testing;
 pub mod track;
 pub mod transport;
 

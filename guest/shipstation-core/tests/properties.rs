@@ -5,42 +5,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use shipstation_core::input::TrackOrderInput;
-use shipstation_core::{encode, invoke, ActionError, HttpResponse, LogLevel, Transport, TransportError};
-use std::time::Duration;
-
-/// Answers each endpoint from a fixed script; counts requests.
-struct ScriptedTransport {
-    shipments: (u16, Vec<u8>),
-    shipment: (u16, Vec<u8>),
-    labels: (u16, Vec<u8>),
-    track: (u16, Vec<u8>),
-    requests: usize,
-}
-
-impl Transport for ScriptedTransport {
-    fn get(&mut self, path: &str) -> Result<HttpResponse, TransportError> {
-        self.requests += 1;
-        let (status, body) = if path.starts_with("/v2/shipments?") {
-            &self.shipments
-        } else if path.starts_with("/v2/shipments/") {
-            &self.shipment
-        } else if path.starts_with("/v2/labels?") {
-            &self.labels
-        } else {
-            &self.track
-        };
-        Ok(HttpResponse {
-            status: *status,
-            headers: vec![("retry-after".into(), "0".into())],
-            body: body.clone(),
-        })
-    }
-    fn sleep(&mut self, _: Duration) {}
-    fn remaining(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-    fn log(&mut self, _: LogLevel, _: &str) {}
-}
+use shipstation_core::testing::ScriptedTransport;
+use shipstation_core::{encode, invoke, ActionError};
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -141,7 +107,13 @@ proptest! {
         track in (status(), shaped(TRACK).prop_map(|v| v.to_string().into_bytes())),
         order_id in prop_oneof![Just("1001".to_string()), Just("se-1".to_string()), "[ -~]{1,20}"],
     ) {
-        let mut t = ScriptedTransport { shipments, shipment, labels, track, requests: 0 };
+        let mut t = ScriptedTransport {
+            list_shipments: shipments,
+            one_shipment: shipment,
+            list_labels: labels,
+            track,
+            requests: 0,
+        };
         let input = json!({ "order_id": order_id }).to_string();
         match invoke("trackOrder", &input, &mut t) {
             Ok(text) => {
