@@ -1,5 +1,7 @@
 //! The `actionbox` command line.
 
+use crate::catalog::ActionCatalog;
+use crate::config::{Direction, Phase};
 use crate::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
 use crate::engine::{ActionComponent, ActionEngine};
 use crate::error::InvokeError;
@@ -55,6 +57,85 @@ enum Command {
         #[command(flatten)]
         integration: IntegrationArgs,
     },
+    /// Print the LLM tool definitions of the configured actions to offer now.
+    Tools {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only actions that run in this phase of the conversation.
+        #[arg(long, value_enum)]
+        phase: Option<Phase>,
+        /// Only actions offered for this message direction.
+        #[arg(long, value_enum)]
+        direction: Option<Direction>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ToolFormat::Json)]
+        format: ToolFormat,
+    },
+    /// Run every session-start action whose parameters the context provides.
+    SessionStart {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The session context as a JSON object, e.g. '{"order_id":"1001"}'.
+        #[arg(long, default_value = "{}")]
+        context: String,
+    },
+    /// Run a configured action; prints the result with its response instructions.
+    #[command(after_help = EXIT_CODES)]
+    Invoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The action's name.
+        action: String,
+        /// The action's parameters as a JSON object, e.g. '{"order_id":"1001"}'.
+        #[arg(long, default_value = "{}")]
+        params: String,
+    },
+    /// An integration's Test button, from the config file.
+    #[command(after_help = EXIT_CODES)]
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The integration's name.
+        integration: String,
+    },
+    /// Action Debugger: run an action for real and show everything that happened.
+    #[command(after_help = EXIT_CODES)]
+    Debug {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The action's name.
+        action: String,
+        /// The action's parameters as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Print the trace as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The config file argument shared by the config-driven commands.
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The config file (see actionbox.example.toml).
+    #[arg(
+        long,
+        env = "ACTIONBOX_CONFIG",
+        default_value = "actionbox.toml",
+        value_name = "FILE"
+    )]
+    config: PathBuf,
+}
+
+/// Formats of `tools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ToolFormat {
+    /// OpenAI `tools` array (`{"type": "function", "function": …}`).
+    Openai,
+    /// MCP `tools/list` result (`{"tools": [{"name", "description", "inputSchema"}]}`).
+    Mcp,
+    /// actionbox's own: every field, including execution, trigger and response instructions.
+    Json,
 }
 
 /// Settings of the integration a command runs against.
@@ -130,7 +211,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Describe { component } => {
             let action = load(&engine, &component).await?;
-            println!("{}", serde_json::to_string_pretty(action.manifest())?);
+            emit(&serde_json::to_string_pretty(action.manifest())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -144,11 +225,68 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let report = action.invoke(&settings, &method, &input).await;
             match report.outcome {
                 Ok(value) => {
-                    println!("{}", serde_json::to_string_pretty(&value)?);
+                    emit(&serde_json::to_string_pretty(&value)?);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(report_error(&e)),
             }
+        }
+        Command::Tools {
+            config,
+            phase,
+            direction,
+            format,
+        } => {
+            let catalog = ActionCatalog::load(&config.config).await?;
+            let tools = catalog.tools(phase, direction);
+            let out = match format {
+                ToolFormat::Json => serde_json::to_value(&tools)?,
+                ToolFormat::Openai => serde_json::Value::Array(tools.iter().map(|t| t.openai()).collect()),
+                ToolFormat::Mcp => serde_json::json!({ "tools": tools.iter().map(|t| t.mcp()).collect::<Vec<_>>() }),
+            };
+            emit(&serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SessionStart { config, context } => {
+            let catalog = ActionCatalog::load(&config.config).await?;
+            let context: serde_json::Value = serde_json::from_str(&context).context("--context is not valid JSON")?;
+            let report = catalog.session_start(&context).await?;
+            emit(&serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Invoke { config, action, params } => {
+            let catalog = ActionCatalog::load(&config.config).await?;
+            let params = parse_params(&params)?;
+            let run = catalog.invoke(&action, &params).await?;
+            emit(&serde_json::to_string_pretty(&run.assistant_payload())?);
+            match &run.report.outcome {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => Ok(report_error(e)),
+            }
+        }
+        Command::Test { config, integration } => {
+            let catalog = ActionCatalog::load(&config.config).await?;
+            let (base_url, report) = catalog.test_integration(&integration).await?;
+            Ok(print_test_result(&report, &base_url))
+        }
+        Command::Debug {
+            config,
+            action,
+            params,
+            json,
+        } => {
+            let catalog = ActionCatalog::load(&config.config).await?;
+            let params = parse_params(&params)?;
+            let run = catalog.invoke(&action, &params).await?;
+            if json {
+                emit(&serde_json::to_string_pretty(&crate::debugger::trace_json(&run))?);
+            } else {
+                emit(crate::debugger::render_text(&run).trim_end());
+            }
+            Ok(match &run.report.outcome {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => ExitCode::from(e.exit_code()),
+            })
         }
         Command::TestConnection { component, integration } => {
             let action = load(&engine, &component).await?;
@@ -161,22 +299,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let method = method.name.clone();
             let report = action.invoke(&settings, &method, "{}").await;
-            match report.outcome {
-                Ok(value) => {
-                    let message = value
-                        .get("message")
-                        .and_then(|m| m.as_str())
-                        .unwrap_or("connection works");
-                    println!("OK: {message} ({} ms, {})", report.elapsed_ms, settings.base_url);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    println!("FAILED: {}", one_line(&e.to_string()));
-                    Ok(ExitCode::from(e.exit_code()))
-                }
-            }
+            Ok(print_test_result(&report, &settings.base_url.to_string()))
         }
     }
+}
+
+/// Print the Test button's verdict: `OK: …` or `FAILED: <kind>: …`.
+fn print_test_result(report: &crate::invoke::InvocationReport, base_url: &str) -> ExitCode {
+    match &report.outcome {
+        Ok(value) => {
+            let message = value
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("connection works");
+            emit(&format!("OK: {message} ({} ms, {base_url})", report.elapsed_ms));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            emit(&format!("FAILED: {}", one_line(&e.to_string())));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `--params`: a JSON object.
+fn parse_params(text: &str) -> Result<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .context("--params is not valid JSON; pass an object such as '{\"order_id\":\"1001\"}'")?;
+    if !v.is_object() {
+        bail!("--params must be a JSON object, such as '{{\"order_id\":\"1001\"}}'");
+    }
+    Ok(v)
 }
 
 async fn load(engine: &ActionEngine, path: &Path) -> Result<ActionComponent> {
@@ -192,6 +345,14 @@ async fn load(engine: &ActionEngine, path: &Path) -> Result<ActionComponent> {
 fn report_error(e: &InvokeError) -> ExitCode {
     eprintln!("error: {}", one_line(&e.to_string()));
     ExitCode::from(e.exit_code())
+}
+
+/// Write a line to stdout. A closed pipe (`actionbox … | head`) is not an
+/// error worth a panic: the reader has what it wanted.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// Fold a message onto one line (guest output may hold newlines).

@@ -77,6 +77,28 @@ fn serialize_outcome<S: serde::Serializer>(
 
 static NEXT_INVOCATION: AtomicU64 = AtomicU64::new(1);
 
+fn next_invocation_id() -> String {
+    format!("inv-{}", NEXT_INVOCATION.fetch_add(1, Ordering::Relaxed))
+}
+
+impl InvocationReport {
+    /// A report for a call refused before any instance ran.
+    pub fn refused(method: &str, error: InvokeError) -> Self {
+        Self {
+            invocation_id: next_invocation_id(),
+            method: method.to_string(),
+            outcome: Err(error),
+            outbound: Vec::new(),
+            guest_log: Vec::new(),
+            guest_log_dropped: 0,
+            elapsed_ms: 0,
+            deadline_ms: 0,
+            peak_memory_bytes: 0,
+            violations: Vec::new(),
+        }
+    }
+}
+
 fn new_store(pre: &SmartActionPre<HostState>, state: HostState) -> Store<HostState> {
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
@@ -114,7 +136,7 @@ pub(crate) async fn describe(pre: &SmartActionPre<HostState>) -> Result<Manifest
 impl ActionComponent {
     /// Run `method` with JSON `input` for `integration`, in a fresh instance.
     pub async fn invoke(&self, integration: &IntegrationSettings, method: &str, input: &str) -> InvocationReport {
-        let invocation_id = format!("inv-{}", NEXT_INVOCATION.fetch_add(1, Ordering::Relaxed));
+        let invocation_id = next_invocation_id();
         let deadline = ActionDeadline::start(integration.timeout.duration());
         let mut report = InvocationReport {
             invocation_id: invocation_id.clone(),

@@ -10,6 +10,9 @@
 //! - [`integration`]: base URL, timeout, key and limits of an integration;
 //! - [`secret`]: the API key type that never prints;
 //! - [`error`]: the typed failure of a call;
+//! - [`config`]: `actionbox.toml` — integrations and custom actions;
+//! - [`catalog`]: the configured actions — tool definitions, session start, invoke, Test;
+//! - [`debugger`]: the Action Debugger's trace;
 //! - [`cli`]: the `actionbox` command line.
 //!
 //! ```no_run
@@ -24,8 +27,11 @@
 //! ```
 
 pub mod bindings;
+pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod deadline;
+pub mod debugger;
 pub mod engine;
 pub mod error;
 pub mod integration;
@@ -36,6 +42,8 @@ pub mod outbound;
 pub mod secret;
 pub mod state;
 
+pub use catalog::{ActionCatalog, ActionRun, ToolDefinition};
+pub use config::Config;
 pub use deadline::{ActionDeadline, ActionTimeout};
 pub use engine::{ActionComponent, ActionEngine};
 pub use error::InvokeError;

@@ -1,0 +1,491 @@
+//! The configured actions: integrations with their components loaded, custom
+//! actions checked against what the components offer, the default actions
+//! added, and the operations the assistant platform needs — tool definitions,
+//! session-start runs, invocations and the Test button.
+
+use crate::config::{ActionConfig, Config, Direction, Execution, IntegrationConfig, KeySource, Phase, Trigger};
+use crate::engine::{ActionComponent, ActionEngine};
+use crate::error::InvokeError;
+use crate::integration::{BaseUrl, IntegrationSettings};
+use crate::invoke::InvocationReport;
+use crate::manifest::MethodSpec;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Response instructions of the default ShipStation `trackOrder` action.
+pub const DEFAULT_TRACK_ORDER_INSTRUCTIONS: &str = "Tell the customer where the order is in one or two sentences: \
+the status (tracking.status_description), the carrier and tracking number with the tracking_url link, and the \
+estimated_delivery_date if it is not delivered yet (actual_delivery_date if it is). If exception_description is set, \
+explain the problem plainly and say what happens next. If the order has several shipments, summarise each. If \
+shipped is false, say the order has not shipped yet using message. Never invent dates or numbers.";
+
+/// An action ready to run.
+#[derive(Debug, Clone)]
+pub struct CatalogAction {
+    /// Its configuration (or the default action's).
+    pub config: ActionConfig,
+    /// The component method it calls.
+    pub method: MethodSpec,
+    integration: usize,
+}
+
+struct LoadedIntegration {
+    config: IntegrationConfig,
+    component: Arc<ActionComponent>,
+}
+
+/// Everything a config file describes, loaded and checked.
+pub struct ActionCatalog {
+    config_path: PathBuf,
+    integrations: Vec<LoadedIntegration>,
+    actions: Vec<CatalogAction>,
+    _engine: ActionEngine,
+}
+
+/// An LLM tool definition for one action.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ToolDefinition {
+    /// Tool name (the action's name).
+    pub name: String,
+    /// What the tool does.
+    pub description: String,
+    /// JSON Schema of the arguments, with the customised descriptions.
+    pub parameters: Value,
+    /// How the assistant should present the result.
+    pub response_instructions: Option<String>,
+    /// The integration it runs on.
+    pub integration: String,
+    /// The component method.
+    pub method: String,
+    /// When it runs.
+    pub execution: Execution,
+    /// Which messages it is offered for.
+    pub trigger: Trigger,
+}
+
+impl ToolDefinition {
+    /// The description an assistant sees: the action's, then how to present
+    /// the result.
+    pub fn assistant_description(&self) -> String {
+        match &self.response_instructions {
+            Some(r) => format!("{}\n\nHow to present the result: {r}", self.description),
+            None => self.description.clone(),
+        }
+    }
+
+    /// OpenAI `tools[]` entry (`{"type": "function", "function": {…}}`).
+    pub fn openai(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.assistant_description(),
+                "parameters": self.parameters,
+            }
+        })
+    }
+
+    /// MCP `tools/list` entry.
+    pub fn mcp(&self) -> Value {
+        json!({
+            "name": self.name,
+            "description": self.assistant_description(),
+            "inputSchema": self.parameters,
+        })
+    }
+}
+
+/// One run of a configured action.
+#[derive(Debug, Serialize)]
+pub struct ActionRun {
+    /// The action's name.
+    pub action: String,
+    /// Its integration's name.
+    pub integration: String,
+    /// The component method.
+    pub method: String,
+    /// The base URL it ran against.
+    pub base_url: String,
+    /// Everything the invocation did.
+    pub report: InvocationReport,
+    /// The action's response instructions.
+    pub response_instructions: Option<String>,
+}
+
+impl ActionRun {
+    /// What the assistant receives: `{"result", "response_instructions"}` or
+    /// `{"error": {"kind", "message", "request_id"}, "response_instructions"}`.
+    pub fn assistant_payload(&self) -> Value {
+        let mut m = Map::new();
+        match &self.report.outcome {
+            Ok(v) => {
+                m.insert("result".into(), v.clone());
+            }
+            Err(e) => {
+                m.insert("error".into(), error_json(e));
+            }
+        }
+        m.insert("response_instructions".into(), json!(self.response_instructions));
+        Value::Object(m)
+    }
+}
+
+/// `{"kind", "message", "request_id"}` of an error.
+pub fn error_json(e: &InvokeError) -> Value {
+    json!({ "kind": e.kind(), "message": e.message(), "request_id": e.request_id() })
+}
+
+/// Result of `session-start`.
+#[derive(Debug, Serialize)]
+pub struct SessionStartReport {
+    /// Action name → its assistant payload.
+    pub results: BTreeMap<String, Value>,
+    /// Action name → why it did not run (a parameter the context lacks).
+    pub skipped: BTreeMap<String, String>,
+}
+
+fn default_action_name(integration: &IntegrationConfig, shipstation_count: usize) -> String {
+    if shipstation_count == 1 {
+        "trackOrder".to_string()
+    } else {
+        let safe: String = integration
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        format!("{safe}_trackOrder")
+    }
+}
+
+impl ActionCatalog {
+    /// Load and check a config file, its components and actions.
+    pub async fn load(path: &Path) -> Result<Self> {
+        let config = Config::load(path)?;
+        Self::from_config(config).await
+    }
+
+    /// Load the components of a validated config and resolve its actions.
+    pub async fn from_config(config: Config) -> Result<Self> {
+        let engine = ActionEngine::new()?;
+        let file = config.path.display().to_string();
+        let mut components: BTreeMap<PathBuf, Arc<ActionComponent>> = BTreeMap::new();
+        let mut integrations = Vec::new();
+        for integ in &config.integrations {
+            let at = format!("{file}:{}: integration `{}`", integ.line, integ.name);
+            let component = match components.get(&integ.component) {
+                Some(c) => c.clone(),
+                None => {
+                    if !integ.component.exists() {
+                        bail!(
+                            "{at} field `component`: {} does not exist (build it with `make build`)",
+                            integ.component.display()
+                        );
+                    }
+                    let c = Arc::new(engine.load(&integ.component).await.with_context(|| at.clone())?);
+                    components.insert(integ.component.clone(), c.clone());
+                    c
+                }
+            };
+            let manifest = component.manifest();
+            if manifest.integration != integ.kind {
+                bail!(
+                    "{at} field `kind`: `{}` does not match the component, which is a `{}` action",
+                    integ.kind,
+                    manifest.integration
+                );
+            }
+            if let (Some(cred), KeySource::None) = (&manifest.credential, &integ.key_source) {
+                bail!(
+                    "{at}: the action needs a {}; set api_key_env or api_key_file",
+                    cred.name
+                );
+            }
+            integrations.push(LoadedIntegration {
+                config: integ.clone(),
+                component,
+            });
+        }
+
+        let mut configs = config.actions.clone();
+        let shipstation_defaults = config
+            .integrations
+            .iter()
+            .filter(|i| i.default_actions && i.kind == "shipstation")
+            .count();
+        for integ in config
+            .integrations
+            .iter()
+            .filter(|i| i.default_actions && i.kind == "shipstation")
+        {
+            let name = default_action_name(integ, shipstation_defaults);
+            if configs.iter().any(|a| a.name == name) {
+                continue; // a custom action of that name replaces the default
+            }
+            configs.push(ActionConfig {
+                name,
+                description: None,
+                integration: integ.name.clone(),
+                method: "trackOrder".into(),
+                execution: Execution::DuringInteraction,
+                trigger: Trigger::Inbound,
+                parameter_descriptions: BTreeMap::new(),
+                parameter_lines: BTreeMap::new(),
+                response_instructions: Some(DEFAULT_TRACK_ORDER_INSTRUCTIONS.into()),
+                is_default: true,
+                line: integ.line,
+                method_line: integ.line,
+            });
+        }
+
+        let mut actions = Vec::new();
+        for action in configs {
+            let index = integrations
+                .iter()
+                .position(|i| i.config.name == action.integration)
+                .ok_or_else(|| anyhow!("{file}:{}: action `{}`: unknown integration", action.line, action.name))?;
+            let manifest = integrations[index].component.manifest();
+            let method = manifest.method(&action.method).cloned().ok_or_else(|| {
+                anyhow!(
+                    "{file}:{}: action `{}` field `method`: the `{}` component offers no method `{}`; it offers: {}",
+                    action.method_line,
+                    action.name,
+                    manifest.integration,
+                    action.method,
+                    manifest.method_list()
+                )
+            })?;
+            for (param, line) in &action.parameter_lines {
+                if !method.params.iter().any(|p| &p.name == param) {
+                    let known: Vec<&str> = method.params.iter().map(|p| p.name.as_str()).collect();
+                    bail!(
+                        "{file}:{line}: action `{}` parameter `{param}`: method {} has no such parameter; it takes: {}",
+                        action.name,
+                        method.display_name,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                }
+            }
+            actions.push(CatalogAction {
+                config: action,
+                method,
+                integration: index,
+            });
+        }
+        Ok(Self {
+            config_path: config.path,
+            integrations,
+            actions,
+            _engine: engine,
+        })
+    }
+
+    /// The config file this catalog came from.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Every action, custom ones first, then defaults.
+    pub fn actions(&self) -> &[CatalogAction] {
+        &self.actions
+    }
+
+    /// The action called `name`.
+    pub fn action(&self, name: &str) -> Option<&CatalogAction> {
+        self.actions.iter().find(|a| a.config.name == name)
+    }
+
+    fn action_names(&self) -> String {
+        self.actions
+            .iter()
+            .map(|a| a.config.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The tool definitions to offer now: actions that run in `phase` and
+    /// fire on `direction` (each filter optional).
+    pub fn tools(&self, phase: Option<Phase>, direction: Option<Direction>) -> Vec<ToolDefinition> {
+        self.actions
+            .iter()
+            .filter(|a| phase.is_none_or(|p| a.config.execution.runs_in(p)))
+            .filter(|a| direction.is_none_or(|d| a.config.trigger.fires_on(d)))
+            .map(|a| self.tool(a))
+            .collect()
+    }
+
+    fn tool(&self, a: &CatalogAction) -> ToolDefinition {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for p in &a.method.params {
+            let description = a.config.parameter_descriptions.get(&p.name).unwrap_or(&p.description);
+            let mut schema = json!({ "type": p.json_type, "description": description });
+            if let Some(example) = p.example.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+                schema["examples"] = json!([example]);
+            }
+            properties.insert(p.name.clone(), schema);
+            if p.required {
+                required.push(p.name.clone());
+            }
+        }
+        ToolDefinition {
+            name: a.config.name.clone(),
+            description: a
+                .config
+                .description
+                .clone()
+                .unwrap_or_else(|| a.method.description.clone()),
+            parameters: json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            }),
+            response_instructions: a.config.response_instructions.clone(),
+            integration: a.config.integration.clone(),
+            method: a.method.display_name.clone(),
+            execution: a.config.execution,
+            trigger: a.config.trigger,
+        }
+    }
+
+    /// The settings a call on integration `index` runs with (the key is read now).
+    fn settings(&self, index: usize) -> Result<IntegrationSettings> {
+        let integ = &self.integrations[index];
+        let base_url = match &integ.config.base_url {
+            Some(b) => b.clone(),
+            None => BaseUrl::parse(&integ.component.manifest().default_base_url).with_context(|| {
+                format!(
+                    "integration `{}`: the component's default base URL is unusable; set base_url",
+                    integ.config.name
+                )
+            })?,
+        };
+        let mut settings = IntegrationSettings::new(base_url, integ.config.key_source.load(&integ.config.name)?);
+        settings.timeout = integ.config.timeout;
+        settings.limits = integ.config.limits;
+        Ok(settings)
+    }
+
+    /// Run action `name` with JSON object `params`. Errors are setup problems
+    /// (unknown action, missing key); the call's own failure is in the report.
+    pub async fn invoke(&self, name: &str, params: &Value) -> Result<ActionRun> {
+        let action = self
+            .action(name)
+            .ok_or_else(|| anyhow!("no action is named `{name}`; configured: {}", self.action_names()))?;
+        let settings = self.settings(action.integration)?;
+        let integ = &self.integrations[action.integration];
+        let report = if params.is_object() {
+            integ
+                .component
+                .invoke(&settings, &action.method.name, &params.to_string())
+                .await
+        } else {
+            InvocationReport::refused(
+                &action.method.name,
+                InvokeError::InvalidInput {
+                    message: "params must be a JSON object, e.g. {\"order_id\": \"1001\"}".into(),
+                },
+            )
+        };
+        Ok(ActionRun {
+            action: action.config.name.clone(),
+            integration: integ.config.name.clone(),
+            method: action.method.display_name.clone(),
+            base_url: settings.base_url.to_string(),
+            report,
+            response_instructions: action.config.response_instructions.clone(),
+        })
+    }
+
+    /// Run every session-start action whose required parameters `context`
+    /// provides, concurrently.
+    pub async fn session_start(&self, context: &Value) -> Result<SessionStartReport> {
+        let context = context
+            .as_object()
+            .ok_or_else(|| anyhow!("the session context must be a JSON object"))?;
+        let mut skipped = BTreeMap::new();
+        let mut runs = Vec::new();
+        for a in self
+            .actions
+            .iter()
+            .filter(|a| a.config.execution.runs_in(Phase::SessionStart))
+        {
+            let missing: Vec<&str> = a
+                .method
+                .params
+                .iter()
+                .filter(|p| p.required && context.get(&p.name).is_none_or(Value::is_null))
+                .map(|p| p.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                skipped.insert(
+                    a.config.name.clone(),
+                    format!("the context has no {}", missing.join(", ")),
+                );
+                continue;
+            }
+            let params: Map<String, Value> = a
+                .method
+                .params
+                .iter()
+                .filter_map(|p| {
+                    context
+                        .get(&p.name)
+                        .filter(|v| !v.is_null())
+                        .map(|v| (p.name.clone(), v.clone()))
+                })
+                .collect();
+            runs.push(async move {
+                (
+                    a.config.name.clone(),
+                    self.invoke(&a.config.name, &Value::Object(params)).await,
+                )
+            });
+        }
+        let mut results = BTreeMap::new();
+        for (name, run) in futures::future::join_all(runs).await {
+            let payload = match run {
+                Ok(run) => run.assistant_payload(),
+                Err(e) => json!({ "error": { "kind": "host", "message": format!("{e:#}"), "request_id": null } }),
+            };
+            results.insert(name, payload);
+        }
+        Ok(SessionStartReport { results, skipped })
+    }
+
+    /// The Test button of integration `name`: its component's `test-connection`.
+    pub async fn test_integration(&self, name: &str) -> Result<(String, InvocationReport)> {
+        let index = self
+            .integrations
+            .iter()
+            .position(|i| i.config.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.integrations.iter().map(|i| i.config.name.as_str()).collect();
+                anyhow!("no integration is named `{name}`; configured: {}", known.join(", "))
+            })?;
+        let integ = &self.integrations[index];
+        let method = integ
+            .component
+            .manifest()
+            .method("test-connection")
+            .ok_or_else(|| anyhow!("integration `{name}`: its component offers no test-connection method"))?;
+        let settings = self.settings(index)?;
+        let report = integ.component.invoke(&settings, &method.name, "{}").await;
+        Ok((settings.base_url.to_string(), report))
+    }
+}
