@@ -48,13 +48,17 @@ impl BaseUrl {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
-        if host.is_empty() {
-            bail!("base URL `{text}` has no host");
+        if !is_valid_host(&host) {
+            bail!("base URL `{text}` has an invalid host `{host}`; expected a DNS name or an IP address");
         }
         if uri.query().is_some() {
             bail!("base URL `{text}` must not have a query string");
         }
         let port = authority.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let path = uri.path();
+        if !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b)) {
+            bail!("base URL `{text}` has characters in its path that must be percent-encoded");
+        }
         let base = Self {
             host,
             port,
@@ -109,6 +113,23 @@ impl fmt::Display for BaseUrl {
             write!(f, "{}://{}:{}{}", self.scheme, host, self.port, self.path_prefix)
         }
     }
+}
+
+/// Whether `host` is an IP literal or a DNS name (labels of letters, digits
+/// and inner hyphens, 1–63 bytes each, 253 in all).
+fn is_valid_host(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// Everything the host needs to run an action for one integration.
@@ -169,6 +190,11 @@ mod tests {
             "https://user:pw@api.shipstation.com",
             "https://x/?a=1",
             "",
+            "https://'&/s",
+            "https://a_b.com",
+            "https://-a.com",
+            "https://x.com/a b",
+            "https://x.com/s\u{a0}x",
         ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad} should be refused");
         }
