@@ -13,7 +13,11 @@ SIMULATOR    := target/release/shipstation-sim
 SIM_KEY      := TEST_actionbox_simulator_key
 ORDER        ?= 1001
 
-.PHONY: all setup build component host demo test lint fmt fuzz clean help
+.PHONY: all setup build component host demo test lint fmt fuzz pyenv clean help
+
+# A virtualenv with the MCP client package the MCP test drives actionbox with.
+PYENV        := target/pyenv
+MCP_PY_PIN   := mcp==2.3.0
 
 # Seconds each fuzz target runs under `make fuzz`.
 FUZZ_SECONDS ?= 60
@@ -59,7 +63,14 @@ lint: setup
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release -p shipstation -p hostile-guest --target $(WASM_TARGET) -- -D warnings
 
-test: build lint
+# Python's `mcp` package: an MCP client this project did not write.
+pyenv: $(PYENV)/.installed
+$(PYENV)/.installed:
+	python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
+	touch $@
+
+test: build lint pyenv
 	$(CARGO) test --release
 
 fmt:

@@ -299,6 +299,11 @@ impl ActionCatalog {
         &self.config_path
     }
 
+    /// Names of the configured integrations.
+    pub fn integration_names(&self) -> Vec<String> {
+        self.integrations.iter().map(|i| i.config.name.clone()).collect()
+    }
+
     /// Every action, custom ones first, then defaults.
     pub fn actions(&self) -> &[CatalogAction] {
         &self.actions

@@ -98,6 +98,28 @@ enum Command {
         /// The integration's name.
         integration: String,
     },
+    /// Serve the platform HTTP API (tools, invoke, session start, Test, health, metrics).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Environment variable holding the bearer token required on /v1/*.
+        #[arg(long, value_name = "VAR", default_value = "ACTIONBOX_AUTH_TOKEN")]
+        auth_token_env: String,
+        /// Serve /v1/* without a token (only allowed on a loopback address).
+        #[arg(long)]
+        no_auth: bool,
+        /// Calls in flight per integration before answering 429.
+        #[arg(long, default_value_t = crate::server::DEFAULT_MAX_CONCURRENCY)]
+        max_concurrency: usize,
+    },
+    /// Serve the configured interaction actions as an MCP server over stdio.
+    Mcp {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Action Debugger: run an action for real and show everything that happened.
     #[command(after_help = EXIT_CODES)]
     Debug {
@@ -288,6 +310,51 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Err(e) => ExitCode::from(e.exit_code()),
             })
         }
+        Command::Serve {
+            config,
+            listen,
+            auth_token_env,
+            no_auth,
+            max_concurrency,
+        } => {
+            let auth_token = if no_auth {
+                if !listen.ip().is_loopback() {
+                    bail!("--no-auth is only allowed on a loopback address; {listen} is reachable from outside");
+                }
+                None
+            } else {
+                match std::env::var(&auth_token_env) {
+                    Ok(t) if t.trim().len() >= 16 => Some(t.trim().to_string()),
+                    Ok(_) => bail!("the bearer token in {auth_token_env} must be at least 16 characters"),
+                    Err(_) => bail!(
+                        "set the bearer token for /v1/* in {auth_token_env} (or choose another variable with --auth-token-env)"
+                    ),
+                }
+            };
+            if max_concurrency == 0 {
+                bail!("--max-concurrency must be at least 1");
+            }
+            let options = crate::server::ServeOptions {
+                config: config.config,
+                auth_token,
+                max_concurrency,
+            };
+            let state = crate::server::ServeState::new(options).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!(
+                "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
+                listener.local_addr()?
+            );
+            crate::server::serve(state, listener, shutdown_signal()).await?;
+            eprintln!("actionbox stopped after draining in-flight calls");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mcp { config } => {
+            crate::mcp::run_stdio(&config.config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::TestConnection { component, integration } => {
             let action = load(&engine, &component).await?;
             let settings = integration.settings(&action)?;
@@ -301,6 +368,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let report = action.invoke(&settings, &method, "{}").await;
             Ok(print_test_result(&report, &settings.base_url.to_string()))
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

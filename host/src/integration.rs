@@ -56,7 +56,10 @@ impl BaseUrl {
         }
         let port = authority.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
         let path = uri.path();
-        if !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b)) {
+        if !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b))
+        {
             bail!("base URL `{text}` has characters in its path that must be percent-encoded");
         }
         let base = Self {

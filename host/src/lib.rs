@@ -13,6 +13,8 @@
 //! - [`config`]: `actionbox.toml` — integrations and custom actions;
 //! - [`catalog`]: the configured actions — tool definitions, session start, invoke, Test;
 //! - [`debugger`]: the Action Debugger's trace;
+//! - [`server`] and [`metrics`]: `actionbox serve`, the platform's HTTP API;
+//! - [`mcp`]: `actionbox mcp`, the configured actions as an MCP server over stdio;
 //! - [`cli`]: the `actionbox` command line.
 //!
 //! ```no_run
@@ -38,8 +40,11 @@ pub mod integration;
 pub mod invoke;
 pub mod limits;
 pub mod manifest;
+pub mod mcp;
+pub mod metrics;
 pub mod outbound;
 pub mod secret;
+pub mod server;
 pub mod state;
 
 pub use catalog::{ActionCatalog, ActionRun, ToolDefinition};

@@ -12,7 +12,7 @@ proptest! {
 
     #[test]
     fn accepted_base_urls_print_back_to_themselves(
-        host in "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,10}){1,3}",
+        host in "[a-z]([a-z0-9-]{0,18}[a-z0-9])?(\\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){1,3}",
         port in prop::option::of(1u16..),
         prefix in "(/[a-z0-9_]{1,8}){0,3}",
     ) {

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the real component, loaded by the real
 //! host, talking real HTTP to the simulator on loopback.
 
+pub mod api;
+
 use actionbox::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
 use shipstation_sim::Simulator;
 use std::path::PathBuf;
@@ -102,4 +104,40 @@ pub fn captured_traces() -> String {
         .get()
         .and_then(|b| b.lock().ok().map(|b| String::from_utf8_lossy(&b).into_owned()))
         .unwrap_or_default()
+}
+
+/// A fresh directory for a test's files.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("actionbox-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `[[integration]]` "shop" of kind shipstation at `base_url`, key from
+/// `SHIPSTATION_API_KEY`.
+pub fn shipstation_integration(base_url: &str) -> String {
+    format!(
+        "[[integration]]\nname = \"shop\"\nkind = \"shipstation\"\ncomponent = {:?}\napi_key_env = \"SHIPSTATION_API_KEY\"\nbase_url = {:?}\n",
+        component_path().display().to_string(),
+        base_url
+    )
+}
+
+/// Write `text` as `actionbox.toml` in a fresh directory.
+pub fn write_config(tag: &str, text: &str) -> PathBuf {
+    let path = temp_dir(tag).join("actionbox.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The Python interpreter of the virtualenv `make test` installs the `mcp`
+/// client package into.
+pub fn python_with_mcp() -> PathBuf {
+    let p = workspace_root().join("target/pyenv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests through `make test` (it installs the mcp client)",
+        p.display()
+    );
+    p
 }

@@ -3,31 +3,18 @@
 
 use actionbox::config::{Direction, Execution, Phase, Trigger};
 use actionbox::{ActionCatalog, Config};
-use actionbox_e2e::{actionbox_bin, component_path};
+use actionbox_e2e::{actionbox_bin, shipstation_integration, write_config};
 use serde_json::{json, Value};
 use shipstation_sim::Simulator;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// A fresh directory for config files.
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("actionbox-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 fn integration(base_url: &str) -> String {
-    format!(
-        "[[integration]]\nname = \"shop\"\nkind = \"shipstation\"\ncomponent = {:?}\napi_key_env = \"SHIPSTATION_API_KEY\"\nbase_url = {:?}\n",
-        component_path().display().to_string(),
-        base_url
-    )
+    shipstation_integration(base_url)
 }
 
 fn write(tag: &str, text: &str) -> PathBuf {
-    let path = temp_dir(tag).join("actionbox.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
+    write_config(tag, text)
 }
 
 /// Parse `text` (no components loaded) and return the error message.

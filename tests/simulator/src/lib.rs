@@ -192,6 +192,7 @@ struct SimState {
     api_key: String,
     faults: Mutex<Vec<FaultRule>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    recording: std::sync::atomic::AtomicBool,
     next_request_id: AtomicU64,
 }
 
@@ -220,6 +221,7 @@ impl Simulator {
             fixtures,
             api_key: api_key.to_string(),
             requests: Mutex::new(Vec::new()),
+            recording: std::sync::atomic::AtomicBool::new(true),
             next_request_id: AtomicU64::new(1),
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
@@ -266,6 +268,12 @@ impl Simulator {
         if let Ok(mut f) = self.state.faults.lock() {
             f.clear();
         }
+    }
+
+    /// Stop (or resume) recording requests, e.g. for load runs where the
+    /// log itself would grow without bound.
+    pub fn set_recording(&self, on: bool) {
+        self.state.recording.store(on, Ordering::Relaxed);
     }
 
     /// Requests received so far.
@@ -343,7 +351,13 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Respons
     let query = parse_query(&raw_query);
     let authorized = key_matches(&parts.headers, &state.api_key);
     let header_names = parts.headers.keys().map(|k| k.as_str().to_string()).collect();
-    if let Ok(mut log) = state.requests.lock() {
+    if let Ok(mut log) = state.requests.lock().map_err(|_| ()).and_then(|l| {
+        if state.recording.load(Ordering::Relaxed) {
+            Ok(l)
+        } else {
+            Err(())
+        }
+    }) {
         log.push(RecordedRequest {
             method: method.clone(),
             raw_path: raw_path.clone(),

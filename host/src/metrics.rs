@@ -1,0 +1,192 @@
+//! The server's counters, rendered in Prometheus text format.
+
+use crate::invoke::InvocationReport;
+use crate::limits::SandboxViolation;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram: from a cached-fast call
+/// to the longest allowed timeout.
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0,
+];
+
+#[derive(Default)]
+struct Counters {
+    invocations: BTreeMap<(String, String), u64>,
+    buckets: [u64; BUCKETS.len()],
+    latency_sum: f64,
+    latency_count: u64,
+    outbound: BTreeMap<String, u64>,
+    timeouts: u64,
+    denials: u64,
+    limit_breaches: u64,
+    saturated: BTreeMap<String, u64>,
+    unauthenticated: u64,
+}
+
+/// Invocations by action and outcome, latency, outbound calls by status,
+/// timeouts, denials, saturation, in-flight calls.
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<Counters>,
+    in_flight: AtomicI64,
+}
+
+/// Counts one call in flight until dropped.
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// A call started.
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A call of `action` ended with `outcome` (`ok` or an error kind).
+    pub fn finished(&self, action: &str, outcome: &str, took: Duration) {
+        let Ok(mut c) = self.counters.lock() else { return };
+        *c.invocations
+            .entry((action.to_string(), outcome.to_string()))
+            .or_default() += 1;
+        let secs = took.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                c.buckets[i] += 1;
+            }
+        }
+        c.latency_sum += secs;
+        c.latency_count += 1;
+        if outcome == "timeout" {
+            c.timeouts += 1;
+        }
+    }
+
+    /// Count a report's outbound requests and sandbox violations.
+    pub fn record_outbound(&self, report: &InvocationReport) {
+        let Ok(mut c) = self.counters.lock() else { return };
+        for r in &report.outbound {
+            let key = r.status.map_or_else(|| "error".to_string(), |s| s.to_string());
+            *c.outbound.entry(key).or_default() += 1;
+        }
+        for v in &report.violations {
+            match v {
+                SandboxViolation::Denied { .. } => c.denials += 1,
+                SandboxViolation::LimitExceeded { .. } => c.limit_breaches += 1,
+            }
+        }
+    }
+
+    /// A call of `action` was refused for saturation.
+    pub fn saturated(&self, action: &str) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.saturated.entry(action.to_string()).or_default() += 1;
+        }
+    }
+
+    /// A request without the right bearer token.
+    pub fn unauthorized(&self) {
+        if let Ok(mut c) = self.counters.lock() {
+            c.unauthenticated += 1;
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let Ok(c) = self.counters.lock() else { return out };
+        let _ = writeln!(
+            out,
+            "# HELP actionbox_invocations_total Action invocations by action and outcome."
+        );
+        let _ = writeln!(out, "# TYPE actionbox_invocations_total counter");
+        for ((action, outcome), n) in &c.invocations {
+            let _ = writeln!(
+                out,
+                "actionbox_invocations_total{{action=\"{}\",outcome=\"{}\"}} {n}",
+                escape(action),
+                escape(outcome)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP actionbox_invocation_duration_seconds Wall-clock time of action invocations."
+        );
+        let _ = writeln!(out, "# TYPE actionbox_invocation_duration_seconds histogram");
+        for (le, n) in BUCKETS.iter().zip(c.buckets.iter()) {
+            let _ = writeln!(out, "actionbox_invocation_duration_seconds_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "actionbox_invocation_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            c.latency_count
+        );
+        let _ = writeln!(out, "actionbox_invocation_duration_seconds_sum {}", c.latency_sum);
+        let _ = writeln!(out, "actionbox_invocation_duration_seconds_count {}", c.latency_count);
+        let _ = writeln!(
+            out,
+            "# HELP actionbox_outbound_requests_total Outbound requests by response status (error = none)."
+        );
+        let _ = writeln!(out, "# TYPE actionbox_outbound_requests_total counter");
+        for (status, n) in &c.outbound {
+            let _ = writeln!(
+                out,
+                "actionbox_outbound_requests_total{{status=\"{}\"}} {n}",
+                escape(status)
+            );
+        }
+        for (name, help, n) in [
+            (
+                "actionbox_timeouts_total",
+                "Invocations stopped at their deadline.",
+                c.timeouts,
+            ),
+            (
+                "actionbox_denials_total",
+                "Capabilities the sandbox refused.",
+                c.denials,
+            ),
+            (
+                "actionbox_limit_breaches_total",
+                "Sandbox limits reached.",
+                c.limit_breaches,
+            ),
+            (
+                "actionbox_unauthenticated_total",
+                "API requests without a valid bearer token.",
+                c.unauthenticated,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {n}");
+        }
+        let _ = writeln!(out, "# HELP actionbox_saturated_total Calls refused with 429 because the integration was at its concurrency bound.");
+        let _ = writeln!(out, "# TYPE actionbox_saturated_total counter");
+        for (action, n) in &c.saturated {
+            let _ = writeln!(out, "actionbox_saturated_total{{action=\"{}\"}} {n}", escape(action));
+        }
+        let _ = writeln!(out, "# HELP actionbox_in_flight Calls running now.");
+        let _ = writeln!(out, "# TYPE actionbox_in_flight gauge");
+        let _ = writeln!(out, "actionbox_in_flight {}", self.in_flight());
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
