@@ -186,6 +186,14 @@ fn error_response(status: StatusCode, error: Value) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
+/// A request body that is not the JSON the route takes.
+fn bad_body(e: &axum::extract::rejection::JsonRejection, shape: &str) -> Response {
+    error_response(
+        e.status(),
+        json!({ "kind": "invalid-input", "message": format!("{}; send {shape}", e.body_text()) }),
+    )
+}
+
 /// The HTTP status for an action's failure.
 pub fn status_of(e: &InvokeError) -> StatusCode {
     match e {
@@ -244,12 +252,7 @@ async fn invoke(
 ) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => {
-            return error_response(
-                e.status(),
-                json!({ "kind": "invalid-input", "message": format!("{}; send {{\"params\": {{…}}}}", e.body_text()) }),
-            )
-        }
+        Err(e) => return bad_body(&e, "{\"params\": {…}}"),
     };
     let loaded = state.current().await;
     let Some(action) = loaded.catalog.action(&name) else {
@@ -323,12 +326,7 @@ async fn session_start(
 ) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => {
-            return error_response(
-                e.status(),
-                json!({ "kind": "invalid-input", "message": format!("{}; send {{\"context\": {{…}}}}", e.body_text()) }),
-            )
-        }
+        Err(e) => return bad_body(&e, "{\"context\": {…}}"),
     };
     let loaded = state.current().await;
     let _in_flight = state.metrics.start();

@@ -141,3 +141,37 @@ pub fn python_with_mcp() -> PathBuf {
     );
     p
 }
+
+/// What a CLI run printed.
+pub struct CliOutput {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Run the `actionbox` binary with `args` at `RUST_LOG=trace`, with
+/// `SHIPSTATION_API_KEY` set to `key` (or unset), off the async runtime.
+pub async fn run_actionbox(args: &[&str], key: Option<&str>) -> CliOutput {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let key = key.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(actionbox_bin());
+        cmd.args(&args)
+            .env_remove("SHIPSTATION_API_KEY")
+            .env("RUST_LOG", "trace");
+        if let Some(k) = key {
+            cmd.env("SHIPSTATION_API_KEY", k);
+        }
+        let out = cmd.output().expect("actionbox runs");
+        CliOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}

@@ -1,26 +1,8 @@
-//! The `actionbox` binary as a person at a terminal uses it.
+//! The `actionbox` binary as a person at a terminal uses it. Every run is at
+//! `RUST_LOG=trace`, and the key must appear in none of its output.
 
-use actionbox_e2e::{actionbox_bin, component_path};
+use actionbox_e2e::{component_path, run_actionbox};
 use shipstation_sim::Simulator;
-use std::process::{Command, Output};
-
-fn actionbox(args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::new(actionbox_bin());
-    cmd.args(args)
-        .env_remove("SHIPSTATION_API_KEY")
-        .env("RUST_LOG", "trace");
-    if let Some(k) = key {
-        cmd.env("SHIPSTATION_API_KEY", k);
-    }
-    cmd.output().expect("actionbox runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 fn component() -> String {
     component_path().display().to_string()
@@ -29,76 +11,66 @@ fn component() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_prints_the_result_json() {
     let sim = Simulator::start().await.expect("simulator");
-    let args = strings(&[
+    let (c, url) = (component(), sim.base_url());
+    let args = [
         "run",
-        &component(),
+        &c,
         "trackOrder",
         "--input",
         r#"{"order_id":"1001"}"#,
         "--base-url",
-        &sim.base_url(),
-    ]);
-    let out = run_blocking(args, Some(sim.api_key().to_string())).await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+        &url,
+    ];
+    let out = run_actionbox(&args, Some(sim.api_key())).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
     assert_eq!(v["shipstation"]["tracking"]["status_description"], "Delivered");
-    // Even at RUST_LOG=trace the key appears nowhere.
     assert!(
-        !stdout.contains(sim.api_key()) && !stderr.contains(sim.api_key()),
+        !out.stdout.contains(sim.api_key()) && !out.stderr.contains(sim.api_key()),
         "key leaked"
     );
-}
-
-async fn run_blocking(args: Vec<String>, key: Option<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        actionbox(&refs, key.as_deref())
-    })
-    .await
-    .expect("join")
-}
-
-fn strings(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_key_is_unauthorized_and_never_printed() {
     let sim = Simulator::start().await.expect("simulator");
     let key = "TEST_wrong_key_that_must_not_leak";
-    let args = strings(&[
-        "run",
-        &component(),
-        "trackOrder",
-        "--input",
-        r#"{"order_id":"1001"}"#,
-        "--base-url",
-        &sim.base_url(),
-    ]);
-    let out = run_blocking(args, Some(key.to_string())).await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(11), "{stderr}");
+    let (c, url) = (component(), sim.base_url());
+    let out = run_actionbox(
+        &[
+            "run",
+            &c,
+            "trackOrder",
+            "--input",
+            r#"{"order_id":"1001"}"#,
+            "--base-url",
+            &url,
+        ],
+        Some(key),
+    )
+    .await;
+    assert_eq!(out.code, 11, "{}", out.stderr);
     assert!(
-        stderr.contains("unauthorized: ShipStation rejected the API key"),
-        "{stderr}"
+        out.stderr.contains("unauthorized: ShipStation rejected the API key"),
+        "{}",
+        out.stderr
     );
     assert!(
-        !stdout.contains(key) && !stderr.contains(key),
-        "key leaked:\n{stdout}\n{stderr}"
+        !out.stdout.contains(key) && !out.stderr.contains(key),
+        "key leaked:\n{}\n{}",
+        out.stdout,
+        out.stderr
     );
-    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(error_lines.len(), 1, "one clear error line: {stderr}");
+    let error_lines = out.stderr.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(error_lines, 1, "one clear error line: {}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_differ_per_error_kind() {
     let sim = Simulator::start().await.expect("simulator");
-    let url = sim.base_url();
-    let key = Some(sim.api_key().to_string());
-    let c = component();
-    let not_found = run_blocking(
-        strings(&[
+    let (c, url, key) = (component(), sim.base_url(), Some(sim.api_key()));
+    let not_found = run_actionbox(
+        &[
             "run",
             &c,
             "trackOrder",
@@ -106,100 +78,76 @@ async fn exit_codes_differ_per_error_kind() {
             r#"{"order_id":"nope"}"#,
             "--base-url",
             &url,
-        ]),
-        key.clone(),
+        ],
+        key,
     )
     .await;
-    assert_eq!(not_found.status.code(), Some(12), "{}", text(&not_found).1);
-    let invalid = run_blocking(
-        strings(&["run", &c, "trackOrder", "--input", "{oops", "--base-url", &url]),
-        key.clone(),
-    )
-    .await;
-    assert_eq!(invalid.status.code(), Some(10), "{}", text(&invalid).1);
-    assert!(text(&invalid).1.contains("invalid-input"));
+    assert_eq!(not_found.code, 12, "{}", not_found.stderr);
+    let invalid = run_actionbox(&["run", &c, "trackOrder", "--input", "{oops", "--base-url", &url], key).await;
+    assert_eq!(invalid.code, 10, "{}", invalid.stderr);
+    assert!(invalid.stderr.contains("invalid-input"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn timeout_outside_10_to_180_is_refused() {
     let c = component();
     for t in ["5", "200"] {
-        let out = run_blocking(
-            strings(&[
-                "run",
-                &c,
-                "trackOrder",
-                "--input",
-                r#"{"order_id":"1"}"#,
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--timeout",
-                t,
-            ]),
-            Some("TEST_x".into()),
-        )
-        .await;
-        let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains("between 10 and 180"), "{stderr}");
+        let args = [
+            "run",
+            &c,
+            "trackOrder",
+            "--input",
+            r#"{"order_id":"1"}"#,
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--timeout",
+            t,
+        ];
+        let out = run_actionbox(&args, Some("TEST_x")).await;
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("between 10 and 180"), "{}", out.stderr);
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_key_is_explained() {
-    let out = run_blocking(
-        strings(&["run", &component(), "trackOrder", "--input", r#"{"order_id":"1"}"#]),
+    let out = run_actionbox(
+        &["run", &component(), "trackOrder", "--input", r#"{"order_id":"1"}"#],
         None,
     )
     .await;
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.code, 1);
     assert!(
-        stderr.contains("SHIPSTATION_API_KEY") && stderr.contains("--api-key-file"),
-        "{stderr}"
+        out.stderr.contains("SHIPSTATION_API_KEY") && out.stderr.contains("--api-key-file"),
+        "{}",
+        out.stderr
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_key_file_is_read_and_test_connection_reports_ok() {
     let sim = Simulator::start().await.expect("simulator");
-    let dir = std::env::temp_dir().join(format!("actionbox-key-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let key_file = dir.join("key");
+    let key_file = actionbox_e2e::temp_dir("key").join("key");
     std::fs::write(&key_file, format!("{}\n", sim.api_key())).expect("write key");
-    let out = run_blocking(
-        strings(&[
-            "test-connection",
-            &component(),
-            "--base-url",
-            &sim.base_url(),
-            "--api-key-file",
-            &key_file.display().to_string(),
-        ]),
+    let (c, url, file) = (component(), sim.base_url(), key_file.display().to_string());
+    let out = run_actionbox(
+        &["test-connection", &c, "--base-url", &url, "--api-key-file", &file],
         None,
     )
     .await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.starts_with("OK:"), "{stdout}");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("OK:"), "{}", out.stdout);
 
-    let out = run_blocking(
-        strings(&["test-connection", &component(), "--base-url", &sim.base_url()]),
-        Some("TEST_bad".into()),
-    )
-    .await;
-    let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(11));
-    assert!(stdout.starts_with("FAILED: unauthorized"), "{stdout}");
-    let _ = std::fs::remove_dir_all(dir);
+    let out = run_actionbox(&["test-connection", &c, "--base-url", &url], Some("TEST_bad")).await;
+    assert_eq!(out.code, 11);
+    assert!(out.stdout.starts_with("FAILED: unauthorized"), "{}", out.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_prints_the_manifest() {
-    let out = run_blocking(strings(&["describe", &component()]), None).await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let m: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let out = run_actionbox(&["describe", &component()], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let m: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(m["integration"], "shipstation");
     assert_eq!(m["methods"][0]["display_name"], "trackOrder");
     assert_eq!(m["methods"][0]["params"][0]["name"], "order_id");
@@ -209,11 +157,11 @@ async fn describe_prints_the_manifest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_component_is_explained() {
-    let out = run_blocking(strings(&["describe", "/nonexistent/x.wasm"]), None).await;
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1));
+    let out = run_actionbox(&["describe", "/nonexistent/x.wasm"], None).await;
+    assert_eq!(out.code, 1);
     assert!(
-        stderr.contains("does not exist") && stderr.contains("make build"),
-        "{stderr}"
+        out.stderr.contains("does not exist") && out.stderr.contains("make build"),
+        "{}",
+        out.stderr
     );
 }

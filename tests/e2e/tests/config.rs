@@ -3,11 +3,10 @@
 
 use actionbox::config::{Direction, Execution, Phase, Trigger};
 use actionbox::{ActionCatalog, Config};
-use actionbox_e2e::{actionbox_bin, shipstation_integration, write_config};
+use actionbox_e2e::{run_actionbox, shipstation_integration, write_config};
 use serde_json::{json, Value};
 use shipstation_sim::Simulator;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn integration(base_url: &str) -> String {
     shipstation_integration(base_url)
@@ -275,20 +274,6 @@ async fn custom_descriptions_land_in_both_schema_formats() {
     assert_ne!(default.parameters["properties"]["order_id"]["description"], wanted);
 }
 
-fn cli(args: &[&str], key: &str) -> (i32, String, String) {
-    let out = Command::new(actionbox_bin())
-        .args(args)
-        .env("SHIPSTATION_API_KEY", key)
-        .env("RUST_LOG", "trace")
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn three_actions(sim: &Simulator) -> String {
     let mut text = integration(&sim.base_url()).replace("base_url", "default_actions = false\nbase_url");
     for (name, exec) in [
@@ -309,20 +294,18 @@ async fn session_start_runs_only_session_start_actions() {
     let path = write("session", &three_actions(&sim));
     let key = sim.api_key().to_string();
     let p = path.display().to_string();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        cli(
-            &[
-                "session-start",
-                "--config",
-                &p,
-                "--context",
-                r#"{"order_id":"1001","locale":"en"}"#,
-            ],
-            &key,
-        )
-    })
-    .await
-    .expect("join");
+    let out = run_actionbox(
+        &[
+            "session-start",
+            "--config",
+            &p,
+            "--context",
+            r#"{"order_id":"1001","locale":"en"}"#,
+        ],
+        Some(&key),
+    )
+    .await;
+    let (code, stdout, stderr) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 0, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).expect("json");
     let mut ran: Vec<&str> = v["results"]
@@ -351,44 +334,37 @@ async fn invoke_returns_result_and_response_instructions() {
     let sim = Simulator::start().await.expect("simulator");
     let path = write("invoke", &three_actions(&sim)).display().to_string();
     let key = sim.api_key().to_string();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking({
-        let (path, key) = (path.clone(), key.clone());
-        move || {
-            cli(
-                &[
-                    "invoke",
-                    "--config",
-                    &path,
-                    "during",
-                    "--params",
-                    r#"{"order_id":"1002"}"#,
-                ],
-                &key,
-            )
-        }
-    })
-    .await
-    .expect("join");
+    let out = run_actionbox(
+        &[
+            "invoke",
+            "--config",
+            &path,
+            "during",
+            "--params",
+            r#"{"order_id":"1002"}"#,
+        ],
+        Some(&key),
+    )
+    .await;
+    let (code, stdout, stderr) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 0, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(v["result"]["shipstation"]["tracking"]["status_code"], "IT");
     assert_eq!(v["response_instructions"], "say during");
 
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        cli(
-            &[
-                "invoke",
-                "--config",
-                &path,
-                "during",
-                "--params",
-                r#"{"order_id":"nope"}"#,
-            ],
-            &key,
-        )
-    })
-    .await
-    .expect("join");
+    let out = run_actionbox(
+        &[
+            "invoke",
+            "--config",
+            &path,
+            "during",
+            "--params",
+            r#"{"order_id":"nope"}"#,
+        ],
+        Some(&key),
+    )
+    .await;
+    let (code, stdout, _) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 12);
     let v: Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(v["error"]["kind"], "not-found");
@@ -400,25 +376,20 @@ async fn debugger_trace_lists_the_real_outbound_calls_and_never_the_key() {
     let sim = Simulator::start().await.expect("simulator");
     let path = write("debug", &three_actions(&sim)).display().to_string();
     let key = sim.api_key().to_string();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking({
-        let (path, key) = (path.clone(), key.clone());
-        move || {
-            cli(
-                &[
-                    "debug",
-                    "--config",
-                    &path,
-                    "during",
-                    "--params",
-                    r#"{"order_id":"1001"}"#,
-                    "--json",
-                ],
-                &key,
-            )
-        }
-    })
-    .await
-    .expect("join");
+    let out = run_actionbox(
+        &[
+            "debug",
+            "--config",
+            &path,
+            "during",
+            "--params",
+            r#"{"order_id":"1001"}"#,
+            "--json",
+        ],
+        Some(&key),
+    )
+    .await;
+    let (code, stdout, stderr) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stdout.contains(&key) && !stderr.contains(&key), "key leaked");
     let trace: Value = serde_json::from_str(&stdout).expect("json trace");
@@ -453,21 +424,19 @@ async fn debugger_trace_lists_the_real_outbound_calls_and_never_the_key() {
     assert_eq!(trace["outcome"]["ok"]["shipstation"]["order_id"], "1001");
 
     // Text mode, failing run: says where it failed.
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        cli(
-            &[
-                "debug",
-                "--config",
-                &path,
-                "during",
-                "--params",
-                r#"{"order_id":"nope"}"#,
-            ],
-            &key,
-        )
-    })
-    .await
-    .expect("join");
+    let out = run_actionbox(
+        &[
+            "debug",
+            "--config",
+            &path,
+            "during",
+            "--params",
+            r#"{"order_id":"nope"}"#,
+        ],
+        Some(&key),
+    )
+    .await;
+    let (code, stdout, _) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 12);
     assert!(stdout.contains("outcome      error: not-found"), "{stdout}");
     assert!(
@@ -483,18 +452,12 @@ async fn test_command_is_the_integrations_test_button() {
     let sim = Simulator::start().await.expect("simulator");
     let path = write("testbutton", &three_actions(&sim)).display().to_string();
     let key = sim.api_key().to_string();
-    let (code, stdout, _) = tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || cli(&["test", "--config", &path, "shop"], &key)
-    })
-    .await
-    .expect("join");
+    let out = run_actionbox(&["test", "--config", &path, "shop"], Some(&key)).await;
+    let (code, stdout, _) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.starts_with("OK:"), "{stdout}");
-    let (code, stdout, _) =
-        tokio::task::spawn_blocking(move || cli(&["test", "--config", &path, "shop"], "TEST_wrong"))
-            .await
-            .expect("join");
+    let out = run_actionbox(&["test", "--config", &path, "shop"], Some("TEST_wrong")).await;
+    let (code, stdout, _) = (out.code, out.stdout, out.stderr);
     assert_eq!(code, 11);
     assert!(stdout.starts_with("FAILED: unauthorized"), "{stdout}");
 }
