@@ -1,15 +1,29 @@
 //! trackOrder through the real component and host against the simulator.
 
 use actionbox::InvokeError;
-use actionbox_e2e::{load_action, settings_for};
+use actionbox_e2e::{capture_traces, captured_traces, load_action, settings_for};
 use serde_json::{json, Value};
 use shipstation_sim::Simulator;
 
+/// Track `order_id` through the real component and host, with every trace
+/// event recorded at TRACE level; the key must appear in none of them, nor
+/// in the report.
 async fn track(order_id: &str) -> (Result<Value, InvokeError>, Simulator) {
+    capture_traces();
     let sim = Simulator::start().await.expect("simulator");
     let (_engine, action) = load_action().await;
     let input = json!({ "order_id": order_id }).to_string();
     let report = action.invoke(&settings_for(&sim, 10), "trackOrder", &input).await;
+    let traces = captured_traces();
+    assert!(
+        traces.contains("GET /v2/"),
+        "the capture sees the host's TRACE/DEBUG events"
+    );
+    assert!(!traces.contains(sim.api_key()), "key in traces");
+    assert!(
+        !serde_json::to_string(&report).expect("json").contains(sim.api_key()),
+        "key in report"
+    );
     (report.outcome, sim)
 }
 
