@@ -66,7 +66,8 @@ lint: setup
 # Python's `mcp` package: an MCP client this project did not write.
 pyenv: $(PYENV)/.installed
 $(PYENV)/.installed:
-	python3 -m venv $(PYENV)
+	@command -v python3 >/dev/null || { echo "make test needs python3 (apt-get install python3 python3-venv)"; exit 1; }
+	python3 -m venv $(PYENV) || { rm -rf $(PYENV); apt-get install -y python3-venv && python3 -m venv $(PYENV); }
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
 	touch $@
 

@@ -496,22 +496,21 @@ async fn tls_connect(
     stream: TcpStream,
     timeout: Duration,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            });
-        Arc::new(config)
-    });
+    // Built once: the Mozilla root set (webpki-roots), ring as the crypto
+    // provider, TLS 1.2 and 1.3. No client certificates.
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> = std::sync::OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| HttpError::InternalError(Some(format!("TLS is unavailable: {e}"))))?;
     let name = match host.parse::<IpAddr>() {
         Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
         Err(_) => rustls::pki_types::ServerName::try_from(host.to_string()).map_err(HttpError::InvalidDnsNameError)?,
