@@ -153,66 +153,75 @@ fn find_shipments<T: Transport>(client: &mut Client<'_, T>, order_id: &str) -> R
 }
 
 fn shipments_by_number<T: Transport>(client: &mut Client<'_, T>, number: &str) -> Result<Vec<Shipment>, ActionError> {
-    let mut matches = Vec::new();
-    let page_size = PAGE_SIZE.to_string();
-    for page in 1..=MAX_PAGES {
-        let page_text = page.to_string();
-        let path = encode::path_with_query(
-            "/v2/shipments",
-            &[
-                ("shipment_number", number),
-                ("sort_by", "created_at"),
-                ("sort_dir", "desc"),
-                ("page", &page_text),
-                ("page_size", &page_size),
-            ],
-        );
-        let Some(list) = client.get_json_or_404::<ShipmentList>(&path)? else {
-            break;
-        };
-        let count = list.shipments.len();
-        matches.extend(
-            list.shipments
-                .into_iter()
-                .filter(|s| s.shipment_number.as_deref() == Some(number)),
-        );
-        if count == 0 || list.pages.is_none_or(|pages| page >= pages) {
-            break;
-        }
-    }
-    Ok(matches)
+    let all: Vec<Shipment> = list_all::<T, ShipmentList>(client, "/v2/shipments", ("shipment_number", number))?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.shipment_number.as_deref() == Some(number))
+        .collect())
 }
 
 fn labels_of<T: Transport>(client: &mut Client<'_, T>, shipment_id: &str) -> Result<Vec<Label>, ActionError> {
-    let mut labels = Vec::new();
+    let all: Vec<Label> = list_all::<T, LabelList>(client, "/v2/labels", ("shipment_id", shipment_id))?;
+    let mut labels: Vec<Label> = all
+        .into_iter()
+        .filter(|l| !l.voided && l.status.as_deref() != Some("voided"))
+        .collect();
+    labels.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(labels)
+}
+
+/// A page of a V2 list endpoint: its items and the total page count.
+trait ListPage: serde::de::DeserializeOwned {
+    type Item;
+    fn into_parts(self) -> (Vec<Self::Item>, Option<u64>);
+}
+
+impl ListPage for ShipmentList {
+    type Item = Shipment;
+    fn into_parts(self) -> (Vec<Shipment>, Option<u64>) {
+        (self.shipments, self.pages)
+    }
+}
+
+impl ListPage for LabelList {
+    type Item = Label;
+    fn into_parts(self) -> (Vec<Label>, Option<u64>) {
+        (self.labels, self.pages)
+    }
+}
+
+/// Every item of `GET path?filter=…`, newest first, reading at most
+/// [`MAX_PAGES`] pages of [`PAGE_SIZE`]; a 404 ends the list.
+fn list_all<T: Transport, P: ListPage>(
+    client: &mut Client<'_, T>,
+    path: &str,
+    filter: (&str, &str),
+) -> Result<Vec<P::Item>, ActionError> {
+    let mut items = Vec::new();
     let page_size = PAGE_SIZE.to_string();
     for page in 1..=MAX_PAGES {
         let page_text = page.to_string();
-        let path = encode::path_with_query(
-            "/v2/labels",
+        let url = encode::path_with_query(
+            path,
             &[
-                ("shipment_id", shipment_id),
+                filter,
                 ("sort_by", "created_at"),
                 ("sort_dir", "desc"),
                 ("page", &page_text),
                 ("page_size", &page_size),
             ],
         );
-        let Some(list) = client.get_json_or_404::<LabelList>(&path)? else {
+        let Some(list) = client.get_json_or_404::<P>(&url)? else {
             break;
         };
-        let count = list.labels.len();
-        labels.extend(
-            list.labels
-                .into_iter()
-                .filter(|l| !l.voided && l.status.as_deref() != Some("voided")),
-        );
-        if count == 0 || list.pages.is_none_or(|pages| page >= pages) {
+        let (page_items, pages) = list.into_parts();
+        let count = page_items.len();
+        items.extend(page_items);
+        if count == 0 || pages.is_none_or(|pages| page >= pages) {
             break;
         }
     }
-    labels.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    Ok(labels)
+    Ok(items)
 }
 
 fn tracking_of<T: Transport>(client: &mut Client<'_, T>, label: &Label) -> Result<Tracking, ActionError> {
