@@ -111,6 +111,9 @@ impl ActionEngine {
         let manifest = crate::invoke::describe(&pre)
             .await
             .with_context(|| format!("{}: describe() failed", origin.display()))?;
+        manifest
+            .validate()
+            .with_context(|| format!("{}: the action's manifest is unusable", origin.display()))?;
         Ok(ActionComponent {
             pre,
             manifest,

@@ -176,24 +176,59 @@ impl fmt::Display for InvokeError {
 
 impl std::error::Error for InvokeError {}
 
+/// Longest message taken from a guest, in bytes.
+pub const MAX_GUEST_MESSAGE_BYTES: usize = 4 * 1024;
+
+/// Make text that came from an untrusted action safe to print: control
+/// characters (terminal escape sequences, newlines meant to forge log lines)
+/// become `\u{..}` escapes, and it is cut to `max` bytes.
+pub fn guest_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl From<ActionError> for InvokeError {
     fn from(e: ActionError) -> Self {
+        let clean = |m: String| guest_text(&m, MAX_GUEST_MESSAGE_BYTES);
         match e {
-            ActionError::InvalidInput(message) => Self::InvalidInput { message },
-            ActionError::Unauthorized(message) => Self::Unauthorized { message },
-            ActionError::NotFound(message) => Self::NotFound { message },
+            ActionError::InvalidInput(m) => Self::InvalidInput { message: clean(m) },
+            ActionError::Unauthorized(m) => Self::Unauthorized { message: clean(m) },
+            ActionError::NotFound(m) => Self::NotFound { message: clean(m) },
             ActionError::RateLimited(r) => Self::RateLimited {
-                message: r.message,
+                message: clean(r.message),
                 retry_after_secs: r.retry_after_secs,
             },
             ActionError::Upstream(u) => Self::Upstream {
-                message: u.message,
+                message: clean(u.message),
                 status: u.status,
-                request_id: u.request_id,
+                request_id: u.request_id.map(|id| guest_text(&id, 128)),
             },
-            ActionError::Timeout(message) => Self::Timeout { message },
-            ActionError::Denied(message) => Self::Denied { message },
-            ActionError::Internal(message) => Self::Internal { message },
+            ActionError::Timeout(m) => Self::Timeout { message: clean(m) },
+            ActionError::Denied(m) => Self::Denied { message: clean(m) },
+            ActionError::Internal(m) => Self::Internal { message: clean(m) },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_is_defused() {
+        assert_eq!(guest_text("a\u{1b}[2Jb\nc", 100), "a\\u{1b}[2Jb\\u{a}c");
+        assert_eq!(guest_text("héllo wörld", 4), "hél…");
+        assert_eq!(guest_text("plain", 100), "plain");
     }
 }

@@ -92,9 +92,15 @@ impl HostState {
         }
     }
 
-    /// The guest's stderr as text (lossy), trimmed.
+    /// The guest's stderr as text (lossy), trimmed, with line breaks kept as
+    /// ` | ` and every other control character escaped.
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        let text = String::from_utf8_lossy(&self.stderr.contents()).trim().to_string();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| crate::error::guest_text(l, STDERR_CAPTURE_BYTES))
+            .collect();
+        lines.join(" | ")
     }
 }
 
@@ -133,15 +139,7 @@ impl log::Host for HostState {
             log.dropped += 1;
             return;
         }
-        let mut message = message;
-        if message.len() > GUEST_LOG_LINE_BYTES {
-            let mut cut = GUEST_LOG_LINE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        let message = crate::error::guest_text(&message, GUEST_LOG_LINE_BYTES);
         log.bytes += message.len();
         let level_name = match level {
             log::Level::Trace => "trace",
