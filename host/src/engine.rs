@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, EngineWeak};
 
 /// How often the epoch advances. Guest code checks the deadline at this
@@ -27,6 +27,8 @@ pub const ASYNC_STACK_BYTES: usize = 2 * 1024 * 1024;
 pub struct ActionEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    /// Where precompiled components are cached (`None`: compile every time).
+    cache_dir: Option<PathBuf>,
     _ticker: EpochTicker,
 }
 
@@ -65,8 +67,15 @@ impl ActionEngine {
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            cache_dir: crate::artifact_cache::default_dir(),
             _ticker: ticker,
         })
+    }
+
+    /// Cache precompiled components in `dir` (`None` turns caching off).
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
     }
 
     /// The wasmtime engine.
@@ -84,8 +93,7 @@ impl ActionEngine {
     /// Like [`ActionEngine::load`], from bytes already in memory; `origin`
     /// names them in messages.
     pub async fn load_bytes(&self, bytes: &[u8], origin: &Path) -> Result<ActionComponent> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(anyhow::Error::from)
+        let (component, provenance) = crate::artifact_cache::load(&self.engine, bytes, self.cache_dir.as_deref())
             .with_context(|| {
                 format!(
                     "{} is not a valid WebAssembly component (build it with `cargo build --target wasm32-wasip2`)",
@@ -118,6 +126,7 @@ impl ActionEngine {
             pre,
             manifest,
             origin: origin.to_path_buf(),
+            provenance,
         })
     }
 }
@@ -127,6 +136,7 @@ pub struct ActionComponent {
     pub(crate) pre: SmartActionPre<HostState>,
     manifest: Manifest,
     origin: PathBuf,
+    provenance: crate::artifact_cache::Provenance,
 }
 
 impl ActionComponent {
@@ -138,6 +148,11 @@ impl ActionComponent {
     /// Where the component came from.
     pub fn origin(&self) -> &Path {
         &self.origin
+    }
+
+    /// Whether it was compiled now or loaded precompiled.
+    pub fn provenance(&self) -> crate::artifact_cache::Provenance {
+        self.provenance
     }
 }
 

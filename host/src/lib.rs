@@ -2,6 +2,7 @@
 //!
 //! Where things live:
 //! - [`engine`]: the wasmtime engine, linker, epoch ticker, loading components;
+//! - [`artifact_cache`]: precompiled components, keyed by content and engine;
 //! - [`invoke`]: running one call in a fresh store under its deadline;
 //! - [`deadline`]: the 10–180 s timeout and the per-call deadline;
 //! - [`outbound`]: the `wasi:http` hook — allowlist, address checks, key injection;
@@ -28,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod artifact_cache;
 pub mod bindings;
 pub mod catalog;
 pub mod cli;
