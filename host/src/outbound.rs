@@ -272,6 +272,16 @@ impl WasiHttpHooks for OutboundHooks {
                 duration_ms: 0,
                 response_bytes: 0,
             };
+            // Take this request's slot in the log now, in start order, so its
+            // response body counts its bytes into the right record even when
+            // the guest has several requests in flight.
+            let index = log
+                .lock()
+                .map(|mut records| {
+                    records.push(record.clone());
+                    records.len() - 1
+                })
+                .unwrap_or(usize::MAX);
             let result = if count > policy.max_requests {
                 record_violation(
                     &violations,
@@ -290,7 +300,7 @@ impl WasiHttpHooks for OutboundHooks {
                     options,
                     request,
                     &mut record,
-                    log.clone(),
+                    (log.clone(), index),
                     violations.clone(),
                 )
                 .await
@@ -300,7 +310,10 @@ impl WasiHttpHooks for OutboundHooks {
                 record.error = Some(describe_error(e));
             }
             if let Ok(mut records) = log.lock() {
-                records.push(record);
+                if let Some(slot) = records.get_mut(index) {
+                    record.response_bytes = slot.response_bytes;
+                    *slot = record;
+                }
             }
             result
         })
@@ -321,7 +334,7 @@ async fn send(
     options: Option<RequestOptions>,
     mut request: Request<WasiBody>,
     record: &mut OutboundRecord,
-    log: OutboundLog,
+    (log, index): (OutboundLog, usize),
     violations: ViolationLog,
 ) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
     let uri = request.uri().clone();
@@ -433,7 +446,6 @@ async fn send(
     };
     record.status = Some(response.status().as_u16());
 
-    let index = log.lock().map(|l| l.len()).unwrap_or(0);
     let body_limit = policy.max_response_bytes;
     let body_violations = violations;
     let response = response.map(move |incoming| {
