@@ -4,7 +4,7 @@
 //! session-start runs, invocations and the Test button.
 
 use crate::config::{ActionConfig, Config, Direction, Execution, IntegrationConfig, KeySource, Phase, Trigger};
-use crate::engine::{ActionComponent, ActionEngine};
+use crate::engine::{ActionComponent, ActionEngine, EngineOptions, PoolSizing};
 use crate::error::InvokeError;
 use crate::integration::{BaseUrl, IntegrationSettings};
 use crate::invoke::InvocationReport;
@@ -15,6 +15,10 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Pool slots beyond the per-integration bound, for calls that the server
+/// does not count against an integration (Test, session start).
+pub const POOL_SPARE_SLOTS: u32 = 16;
 
 /// Response instructions of the default ShipStation `trackOrder` action.
 pub const DEFAULT_TRACK_ORDER_INSTRUCTIONS: &str = "Tell the customer where the order is in one or two sentences: \
@@ -175,9 +179,45 @@ impl ActionCatalog {
         Self::from_config(config).await
     }
 
-    /// Load the components of a validated config and resolve its actions.
+    /// Load the components of a validated config and resolve its actions,
+    /// allocating instances on demand (one-shot commands).
     pub async fn from_config(config: Config) -> Result<Self> {
-        let engine = ActionEngine::new()?;
+        Self::from_config_pooled(config, None).await
+    }
+
+    /// Like [`ActionCatalog::load`], with a pool of instance slots sized for
+    /// `calls_per_integration` concurrent calls on every integration (plus a
+    /// few for Test and session-start), for long-running servers.
+    pub async fn load_pooled(path: &Path, calls_per_integration: Option<usize>) -> Result<Self> {
+        let config = Config::load(path)?;
+        Self::from_config_pooled(config, calls_per_integration).await
+    }
+
+    /// See [`ActionCatalog::load_pooled`].
+    pub async fn from_config_pooled(config: Config, calls_per_integration: Option<usize>) -> Result<Self> {
+        let max_memory_bytes = config
+            .integrations
+            .iter()
+            .map(|i| i.limits.memory_bytes)
+            .fold(crate::limits::DEFAULT_MEMORY_BYTES, usize::max);
+        let pool = match calls_per_integration {
+            None => None,
+            Some(calls) => {
+                let instances = u32::try_from(calls.saturating_mul(config.integrations.len().max(1)))
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(POOL_SPARE_SLOTS);
+                if instances > crate::engine::MAX_POOL_INSTANCES {
+                    bail!(
+                        "{} integrations × {calls} concurrent calls needs {instances} instance slots, more than the \
+                         {} one host may pool; lower --max-concurrency or split the integrations across hosts",
+                        config.integrations.len(),
+                        crate::engine::MAX_POOL_INSTANCES
+                    );
+                }
+                Some(PoolSizing { instances })
+            }
+        };
+        let engine = ActionEngine::with_options(EngineOptions { max_memory_bytes, pool })?;
         let file = config.path.display().to_string();
         let mut components: BTreeMap<PathBuf, Arc<ActionComponent>> = BTreeMap::new();
         let mut integrations = Vec::new();

@@ -1,8 +1,28 @@
 //! The wasmtime `Engine`, its configuration, and loading components.
 //!
-//! One [`ActionEngine`] per process: it compiles components, owns the linker
-//! (all of WASI p2 + `wasi:http` + our `settings`/`log`), and runs the epoch
-//! ticker that lets the deadline interrupt a spinning guest.
+//! An [`ActionEngine`] compiles components, owns the linker (all of WASI p2 +
+//! `wasi:http` + our `settings`/`log`), and runs the epoch ticker that lets the
+//! deadline interrupt a spinning guest.
+//!
+//! ## Memory layout and the instance pool
+//!
+//! Every linear memory gets a virtual reservation of exactly the largest
+//! memory limit the engine will grant ([`EngineOptions::max_memory_bytes`],
+//! 64 MiB by default, up to 4 GiB when an integration configures it) plus a
+//! [`MEMORY_GUARD_BYTES`] guard. That is much less than wasmtime's default
+//! (4 GiB + 32 MiB per memory, which with a pool of 1,000 slots reserves
+//! terabytes of address space); the price is an explicit bounds check on
+//! memory accesses, which costs nothing measurable for I/O-bound actions.
+//!
+//! Long-running hosts (`actionbox serve`) use wasmtime's pooling allocator
+//! ([`PoolSizing`]): instance, memory, table and fiber-stack slots are
+//! reserved once at start and reused, and a slot's memory is reset to the
+//! component's initial image copy-on-write instead of being mapped afresh.
+//! Instantiation then costs a few microseconds. The pool has a fixed number
+//! of slots, so the engine also holds a semaphore of the same size: a call
+//! waits (within its deadline) for a free slot rather than failing. One-shot
+//! CLI commands allocate on demand, which starts faster than reserving a
+//! pool.
 
 use crate::bindings::{log, settings, SmartActionPre};
 use crate::manifest::Manifest;
@@ -11,8 +31,9 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, EngineWeak};
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. Guest code checks the deadline at this
 /// granularity, so a runaway guest overruns by at most about one tick.
@@ -23,18 +44,100 @@ pub const MAX_WASM_STACK_BYTES: usize = 1024 * 1024;
 /// plus room for host calls.
 pub const ASYNC_STACK_BYTES: usize = 2 * 1024 * 1024;
 
-/// The process-wide engine and linker.
+/// Guard region after each linear memory's reservation.
+pub const MEMORY_GUARD_BYTES: u64 = 32 * 1024 * 1024;
+/// Core wasm instances one component may create (a Rust component has 3,
+/// a componentize-py one about a dozen).
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+/// Linear memories one component may have.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+/// Tables one component may have.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 16;
+/// Bytes of a pooled memory slot kept resident (zeroed in place rather than
+/// returned to the kernel) when the slot is reused: covers a small action's
+/// stack and heap, so reuse does not fault those pages in again.
+pub const POOL_MEMORY_KEEP_RESIDENT: usize = 512 * 1024;
+/// The most instances a pool may be sized for.
+pub const MAX_POOL_INSTANCES: u32 = 100_000;
+
+/// How an engine allocates instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// The largest linear memory any action on this engine may be granted
+    /// (the highest `memory_mib` of the integrations it serves). Each memory's
+    /// virtual reservation is this size.
+    pub max_memory_bytes: usize,
+    /// `Some`: pre-reserve a pool of instance slots; `None`: allocate each
+    /// instance on demand.
+    pub pool: Option<PoolSizing>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: crate::limits::DEFAULT_MEMORY_BYTES,
+            pool: None,
+        }
+    }
+}
+
+/// Size of the pooling allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizing {
+    /// Component instances that may be live at once; every other resource is
+    /// sized from this. Calls beyond it wait for a slot.
+    pub instances: u32,
+}
+
+impl PoolSizing {
+    fn config(self, max_memory_bytes: usize) -> PoolingAllocationConfig {
+        let n = self.instances;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(n.saturating_mul(2))
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .total_tables(n.saturating_mul(4))
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .total_stacks(n)
+            .max_memory_size(max_memory_bytes)
+            .linear_memory_keep_resident(POOL_MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(64 * 1024);
+        pool
+    }
+}
+
+/// An engine, its linker, and the slots its calls run in.
 pub struct ActionEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     /// Where precompiled components are cached (`None`: compile every time).
     cache_dir: Option<PathBuf>,
+    /// One permit per pool slot (pooling engines only).
+    slots: Option<Arc<Semaphore>>,
+    options: EngineOptions,
     _ticker: EpochTicker,
 }
 
 impl ActionEngine {
-    /// An engine configured for untrusted actions.
+    /// An engine for untrusted actions that allocates instances on demand,
+    /// with the default 64 MiB memory limit as the largest memory.
     pub fn new() -> Result<Self> {
+        Self::with_options(EngineOptions::default())
+    }
+
+    /// An engine for untrusted actions, allocating as `options` says.
+    pub fn with_options(options: EngineOptions) -> Result<Self> {
+        let max_memory = round_up_to_page(options.max_memory_bytes)
+            .filter(|&m| m > 0 && m <= crate::limits::MAX_MEMORY_BYTES)
+            .with_context(|| {
+                format!(
+                    "the largest memory limit, {} bytes, is not between 64 KiB and {} MiB",
+                    options.max_memory_bytes,
+                    crate::limits::MAX_MEMORY_BYTES >> 20
+                )
+            })?;
         let mut config = Config::new();
         // Deadlines: compiled code checks the epoch and calls back into the
         // host, which traps once the invocation's deadline has passed.
@@ -42,6 +145,24 @@ impl ActionEngine {
         config.wasm_component_model(true);
         config.max_wasm_stack(MAX_WASM_STACK_BYTES);
         config.async_stack_size(ASYNC_STACK_BYTES);
+        // See the module docs: reserve what a memory may grow to, no more.
+        config.memory_reservation(max_memory as u64);
+        config.memory_guard_size(MEMORY_GUARD_BYTES);
+        config.memory_reservation_for_growth(0);
+        config.memory_init_cow(true);
+        let slots = match options.pool {
+            Some(pool) => {
+                if pool.instances == 0 || pool.instances > MAX_POOL_INSTANCES {
+                    anyhow::bail!(
+                        "the instance pool must have 1 to {MAX_POOL_INSTANCES} slots, not {}",
+                        pool.instances
+                    );
+                }
+                config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config(max_memory)));
+                Some(Arc::new(Semaphore::new(pool.instances as usize)))
+            }
+            None => None,
+        };
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
@@ -68,8 +189,15 @@ impl ActionEngine {
             engine,
             linker: Arc::new(linker),
             cache_dir: crate::artifact_cache::default_dir(),
+            slots,
+            options,
             _ticker: ticker,
         })
+    }
+
+    /// How this engine allocates instances.
+    pub fn options(&self) -> EngineOptions {
+        self.options
     }
 
     /// Cache precompiled components in `dir` (`None` turns caching off).
@@ -116,7 +244,9 @@ impl ActionEngine {
                 origin.display()
             )
         })?;
-        let manifest = crate::invoke::describe(&pre)
+        let slots = InstanceSlots(self.slots.clone());
+        let describe_memory = self.options.max_memory_bytes;
+        let manifest = crate::invoke::describe(&pre, &slots, describe_memory)
             .await
             .with_context(|| format!("{}: describe() failed", origin.display()))?;
         manifest
@@ -127,7 +257,29 @@ impl ActionEngine {
             manifest,
             origin: origin.to_path_buf(),
             provenance,
+            slots,
+            describe_memory,
         })
+    }
+}
+
+fn round_up_to_page(bytes: usize) -> Option<usize> {
+    const PAGE: usize = 64 * 1024;
+    bytes.checked_add(PAGE - 1).map(|b| b / PAGE * PAGE)
+}
+
+/// The pool's free slots, shared by every component of an engine. A call
+/// holds a permit for as long as its instance lives.
+#[derive(Clone)]
+pub(crate) struct InstanceSlots(Option<Arc<Semaphore>>);
+
+impl InstanceSlots {
+    /// Wait for a slot; `None` when the engine has no pool (or it was closed).
+    pub(crate) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        match &self.0 {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        }
     }
 }
 
@@ -137,6 +289,9 @@ pub struct ActionComponent {
     manifest: Manifest,
     origin: PathBuf,
     provenance: crate::artifact_cache::Provenance,
+    pub(crate) slots: InstanceSlots,
+    /// Memory limit for `describe` calls: the engine's largest.
+    describe_memory: usize,
 }
 
 impl ActionComponent {
@@ -153,6 +308,12 @@ impl ActionComponent {
     /// Whether it was compiled now or loaded precompiled.
     pub fn provenance(&self) -> crate::artifact_cache::Provenance {
         self.provenance
+    }
+
+    /// Instantiate the action afresh and ask it for its manifest: the
+    /// smallest complete call (used by benchmarks and health checks).
+    pub async fn describe_fresh(&self) -> Result<Manifest> {
+        crate::invoke::describe(&self.pre, &self.slots, self.describe_memory).await
     }
 }
 

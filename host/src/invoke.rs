@@ -10,7 +10,7 @@
 use crate::bindings::types::CallContext;
 use crate::bindings::SmartActionPre;
 use crate::deadline::ActionDeadline;
-use crate::engine::ActionComponent;
+use crate::engine::{ActionComponent, InstanceSlots};
 use crate::error::InvokeError;
 use crate::integration::IntegrationSettings;
 use crate::limits::{MemoryLimitExceeded, SandboxLimits, SandboxViolation};
@@ -116,13 +116,22 @@ fn new_store(pre: &SmartActionPre<HostState>, state: HostState) -> Store<HostSta
 }
 
 /// Ask a pre-instantiated action for its manifest. Runs with every outbound
-/// request refused.
-pub(crate) async fn describe(pre: &SmartActionPre<HostState>) -> Result<Manifest> {
+/// request refused, default limits and `memory_bytes` of memory.
+pub(crate) async fn describe(
+    pre: &SmartActionPre<HostState>,
+    slots: &InstanceSlots,
+    memory_bytes: usize,
+) -> Result<Manifest> {
     let deadline = ActionDeadline::start(DESCRIBE_TIMEOUT);
-    let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
-    let state = HostState::new(hooks, BTreeMap::new(), SandboxLimits::default(), deadline);
-    let mut store = new_store(pre, state);
     let call = async {
+        let _slot = slots.acquire().await;
+        let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
+        let limits = SandboxLimits {
+            memory_bytes,
+            ..SandboxLimits::default()
+        };
+        let state = HostState::new(hooks, BTreeMap::new(), limits, deadline);
+        let mut store = new_store(pre, state);
         let action = pre.instantiate_async(&mut store).await?;
         action.call_describe(&mut store).await
     };
@@ -190,6 +199,22 @@ impl ActionComponent {
         let violations = hooks.violations.clone();
         let settings = BTreeMap::from([("base-url".to_string(), integration.base_url.to_string())]);
         let state = HostState::new(hooks, settings, integration.limits, deadline);
+        // With a pool, wait for a free slot first; the wait counts against
+        // the deadline like everything else.
+        let slot = match tokio::time::timeout(deadline.remaining(), self.slots.acquire()).await {
+            Ok(slot) => slot,
+            Err(_) => {
+                report.outcome = Err(InvokeError::Timeout {
+                    message: format!(
+                        "every instance slot of this host stayed busy for the integration's whole timeout of {} s; \
+                         raise the pool size (actionbox serve --max-concurrency) or the timeout",
+                        deadline.limit().as_secs()
+                    ),
+                });
+                report.elapsed_ms = millis(deadline.elapsed());
+                return report;
+            }
+        };
         let mut store = new_store(&self.pre, state);
 
         let call = async {
@@ -213,6 +238,7 @@ impl ActionComponent {
         report.peak_memory_bytes = state.limiter.peak_memory_bytes;
         report.elapsed_ms = millis(deadline.elapsed());
         drop(store);
+        drop(slot);
         report.outbound = outbound_log.lock().map(|l| l.clone()).unwrap_or_default();
         report.violations = violations.lock().map(|v| v.clone()).unwrap_or_default();
         // The host knows exactly what it stopped; when the call failed after

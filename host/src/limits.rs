@@ -38,6 +38,8 @@ pub struct SandboxLimits {
 
 /// 64 MiB: the default memory cap.
 pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// 4 GiB: the most any integration may configure (all a 32-bit memory can address).
+pub const MAX_MEMORY_BYTES: usize = 4096 * 1024 * 1024;
 
 impl Default for SandboxLimits {
     fn default() -> Self {

@@ -93,7 +93,7 @@ impl ServeState {
 }
 
 async fn load(options: &ServeOptions) -> Result<Loaded> {
-    let catalog = ActionCatalog::load(&options.config).await?;
+    let catalog = ActionCatalog::load_pooled(&options.config, Some(options.max_concurrency)).await?;
     let permits = catalog
         .integration_names()
         .into_iter()
