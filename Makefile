@@ -13,7 +13,7 @@ SIMULATOR    := target/release/shipstation-sim
 SIM_KEY      := TEST_actionbox_simulator_key
 ORDER        ?= 1001
 
-.PHONY: all setup build component host demo test lint fmt fuzz pyenv clean help
+.PHONY: all setup build component host demo test lint fmt fuzz pyenv bench clean help
 
 # A virtualenv with the MCP client package the MCP test drives actionbox with.
 PYENV        := target/pyenv
@@ -29,15 +29,20 @@ help:
 	@echo "make test    fmt check, clippy -D warnings, all unit and end-to-end tests"
 	@echo "make build   $(COMPONENT) and $(ACTIONBOX)"
 	@echo "make lint    fmt check and clippy only"
+	@echo "make bench   benchmarks next to their native baselines -> BENCHMARKS.md (about 5 min)"
 	@echo "make fuzz    cargo-fuzz targets on nightly, $(FUZZ_SECONDS) s each (FUZZ_SECONDS=…)"
 
 # The only toolchain piece not in a stock Rust install.
 setup:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 
-# The ShipStation action and the hostile test component (tests/hostile-guest).
+# The ShipStation action and the hostile test component (tests/hostile-guest),
+# built for size: fat LTO, opt-level z and one codegen unit for every crate
+# they contain. Set through the environment so only these wasm builds see it.
+GUEST_PROFILE := CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+
 component: setup
-	$(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)
+	$(GUEST_PROFILE) $(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)
 
 host:
 	$(CARGO) build --release -p actionbox -p shipstation-sim
@@ -62,6 +67,7 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release -p shipstation -p hostile-guest --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release -p actionbox-bench --all-targets -- -D warnings
 
 # Python's `mcp` package: an MCP client this project did not write.
 pyenv: $(PYENV)/.installed
@@ -76,6 +82,16 @@ test: build lint pyenv
 
 fmt:
 	$(CARGO) fmt --all
+
+# Benchmarks (tests/bench): criterion micro-benchmarks, then whole-process
+# measurements with wrk as the load generator; writes BENCHMARKS.md. Not part
+# of `make test`: nothing here is asserted.
+bench: build
+	@command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+	$(CARGO) build --release -p actionbox-bench --bins
+	rm -rf target/bench/raw
+	$(CARGO) bench -p actionbox-bench --bench sandbox
+	target/release/bench-report
 
 # cargo-fuzz on the nightly toolchain (not part of `make test` / CI).
 fuzz:

@@ -57,6 +57,17 @@ impl<'t, T: Transport> Client<'t, T> {
     /// GET and decode JSON; a 404 is `Ok(None)`.
     pub fn get_json_or_404<R: DeserializeOwned>(&mut self, path: &str) -> Result<Option<R>, ActionError> {
         let Some(body) = self.get(path)? else { return Ok(None) };
+        if crate::json::too_deep(&body) {
+            return Err(ActionError::Upstream {
+                status: Some(200),
+                message: format!(
+                    "ShipStation returned a malformed response for {}: nested deeper than {} levels",
+                    endpoint(path),
+                    crate::json::MAX_DEPTH
+                ),
+                request_id: None,
+            });
+        }
         serde_json::from_slice(&body)
             .map(Some)
             .map_err(|e| ActionError::Upstream {

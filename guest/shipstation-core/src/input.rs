@@ -72,6 +72,12 @@ pub fn parse_empty_object(input: &str) -> Result<(), ActionError> {
 }
 
 fn parse_object(input: &str) -> Result<serde_json::Map<String, Value>, ActionError> {
+    if crate::json::too_deep(input.as_bytes()) {
+        return Err(ActionError::InvalidInput(format!(
+            "input is nested deeper than {} levels",
+            crate::json::MAX_DEPTH
+        )));
+    }
     let value: Value =
         serde_json::from_str(input).map_err(|e| ActionError::InvalidInput(format!("input is not valid JSON: {e}")))?;
     match value {

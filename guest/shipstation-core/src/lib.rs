@@ -25,6 +25,7 @@ pub mod client;
 pub mod encode;
 pub mod error;
 pub mod input;
+pub mod json;
 pub mod manifest;
 pub mod output;
 pub mod testing;

@@ -232,3 +232,36 @@ async fn json_with_the_wrong_content_type_is_still_read() {
     let (report, _sim) = track_with(vec![plain]).await;
     report.outcome.expect("the body is JSON, whatever its label");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_json_is_an_upstream_error_not_a_stack_overflow() {
+    // The component's shadow stack is 32 KiB; serde_json alone would recurse
+    // 128 levels deep, which traps with such a stack. Each shape below did
+    // trap before the depth guard: nesting in an ignored field, inside a
+    // matching shipment, and as the list itself.
+    let deep_array = format!("{}{}", "[".repeat(127), "]".repeat(127));
+    let deep_object = format!("{}1{}", "{\"a\":".repeat(126), "}".repeat(126));
+    for body in [
+        format!(r#"{{"shipments":[],"x":{deep_array}}}"#),
+        format!(r#"{{"shipments":[{{"shipment_id":"se-1","shipment_number":"1001","x":{deep_object}}}]}}"#),
+        format!(r#"{{"shipments":{deep_array}}}"#),
+    ] {
+        let (report, _sim) = track_with(vec![FaultRule::on("/v2/shipments").status(200).body(&body)]).await;
+        match report.outcome {
+            Err(InvokeError::Upstream { message, .. }) => assert!(message.contains("nested deeper"), "{message}"),
+            other => panic!("expected upstream, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_input_is_invalid_input() {
+    let (_engine, action) = load_action().await;
+    let sim = Simulator::start().await.expect("simulator");
+    let input = format!(r#"{{"order_id":"1001","x":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+    let report = action.invoke(&settings_for(&sim, 10), "trackOrder", &input).await;
+    match report.outcome {
+        Err(InvokeError::InvalidInput { message }) => assert!(message.contains("nested deeper"), "{message}"),
+        other => panic!("expected invalid-input, got {other:?}"),
+    }
+}
