@@ -13,11 +13,24 @@ SIMULATOR    := target/release/shipstation-sim
 SIM_KEY      := TEST_actionbox_simulator_key
 ORDER        ?= 1001
 
-.PHONY: all setup build component host demo test lint fmt fuzz pyenv bench clean help
+.PHONY: all setup build component host demo test lint fmt fuzz pyenv bench clean help \
+	jco inspect demo-jco python-action
 
 # A virtualenv with the MCP client package the MCP test drives actionbox with.
 PYENV        := target/pyenv
 MCP_PY_PIN   := mcp==2.3.0
+
+# Portability (tests/jco): the same component under jco in Node.js, and the
+# `inspect` target. Versions are pinned by tests/jco/package-lock.json.
+JCO_DIR      := tests/jco
+JCO          := $(JCO_DIR)/node_modules/.bin/jco
+JCO_STAMP    := $(JCO_DIR)/node_modules/.installed
+JCO_OUT      := target/jco/shipstation
+
+# The second-language action (tests/python-action): Python, componentize-py.
+PY_ACTION_ENV   := target/pyenv-componentize
+COMPONENTIZE_PY := 0.25.1
+PYTHON_ACTION   := target/python-action/order_status.wasm
 
 # Seconds each fuzz target runs under `make fuzz`.
 FUZZ_SECONDS ?= 60
@@ -29,6 +42,8 @@ help:
 	@echo "make test    fmt check, clippy -D warnings, all unit and end-to-end tests"
 	@echo "make build   $(COMPONENT) and $(ACTIONBOX)"
 	@echo "make lint    fmt check and clippy only"
+	@echo "make inspect print the component's WIT world (imports and exports) with jco"
+	@echo "make demo-jco  make demo with Node.js (jco) as the host instead of actionbox"
 	@echo "make bench   benchmarks next to their native baselines -> BENCHMARKS.md (about 5 min)"
 	@echo "make fuzz    cargo-fuzz targets on nightly, $(FUZZ_SECONDS) s each (FUZZ_SECONDS=…)"
 
@@ -77,8 +92,48 @@ $(PYENV)/.installed:
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
 	touch $@
 
-test: build lint pyenv
+test: build lint pyenv jco python-action
 	$(CARGO) test --release
+
+# jco and preview2-shim, exactly as package-lock.json pins them.
+$(JCO_STAMP): $(JCO_DIR)/package.json $(JCO_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js >= 20 with npm (e.g. apt-get install nodejs npm)"; exit 1; }
+	cd $(JCO_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+# The unmodified component, transpiled to JS + core wasm for tests/jco/host.mjs
+# (about 1 s, so always redone: it can never be stale).
+jco: component $(JCO_STAMP)
+	rm -rf $(JCO_OUT)
+	$(JCO) transpile $(COMPONENT) -o $(JCO_OUT) --name shipstation --instantiation sync --quiet
+
+# The component's WIT world: every import and export (standard tooling: jco wit).
+inspect: component $(JCO_STAMP)
+	@$(JCO) wit $(COMPONENT)
+
+# make demo, with Node.js as the host.
+demo-jco: host jco
+	@set -e; dir=$$(mktemp -d); \
+	$(SIMULATOR) --url-file $$dir/url --api-key $(SIM_KEY) & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
+	for i in $$(seq 1 100); do [ -s $$dir/url ] && break; sleep 0.1; done; \
+	echo "== node $(JCO_DIR)/host.mjs run trackOrder --input '{\"order_id\":\"$(ORDER)\"}'"; \
+	SHIPSTATION_API_KEY=$(SIM_KEY) node $(JCO_DIR)/host.mjs run trackOrder \
+		--input '{"order_id":"$(ORDER)"}' --base-url $$(cat $$dir/url)
+
+# The Python orderStatus action: the same wit/ world, built with componentize-py.
+python-action: $(PYTHON_ACTION)
+
+$(PY_ACTION_ENV)/.installed-$(COMPONENTIZE_PY):
+	@command -v python3 >/dev/null || { echo "the Python action needs python3 (apt-get install python3 python3-venv)"; exit 1; }
+	python3 -m venv $(PY_ACTION_ENV) || { rm -rf $(PY_ACTION_ENV); apt-get install -y python3-venv && python3 -m venv $(PY_ACTION_ENV); }
+	$(PY_ACTION_ENV)/bin/pip install --quiet --disable-pip-version-check 'componentize-py==$(COMPONENTIZE_PY)'
+	touch $@
+
+$(PYTHON_ACTION): $(PY_ACTION_ENV)/.installed-$(COMPONENTIZE_PY) $(wildcard tests/python-action/*.py) $(shell find wit -name '*.wit')
+	@mkdir -p $(dir $@)
+	$(PY_ACTION_ENV)/bin/componentize-py -d wit -w smart-action componentize \
+		--python-path tests/python-action order_status -o $@
 
 fmt:
 	$(CARGO) fmt --all
