@@ -62,22 +62,70 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<&Path>) -> Result<(Compon
         // and the engine's compatibility hash, and only `store` writes such
         // files (atomically, in a directory only this user can write).
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => return Ok((c, Provenance::Cached)),
+            Ok(c) => {
+                touch(&path);
+                return Ok((c, Provenance::Cached));
+            }
             Err(e) => tracing::warn!("ignoring unusable precompiled artifact {}: {e}", path.display()),
         }
     }
-    let component = compile(engine, bytes)?;
-    if let Err(e) = store(engine, bytes, &path) {
+    // Compile once: the artifact is both stored and loaded.
+    let artifact = engine.precompile_component(bytes).map_err(anyhow::Error::from)?;
+    if let Err(e) = store(&artifact, &path) {
         tracing::warn!("could not cache the compiled component in {}: {e:#}", dir.display());
     }
+    prune(dir, CACHE_MAX_BYTES);
+    // SAFETY: `artifact` was produced just above by this engine.
+    let component = unsafe { Component::deserialize(engine, &artifact) }.map_err(anyhow::Error::from)?;
     Ok((component, Provenance::Compiled))
 }
+
+/// The cache is trimmed to this size after every store, least recently
+/// used artifacts first (a componentize-py action's artifact is ~40 MB).
+pub const CACHE_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
     Component::new(engine, bytes).map_err(anyhow::Error::from)
 }
 
-fn store(engine: &Engine, bytes: &[u8], path: &Path) -> Result<()> {
+/// Mark an artifact as just used (its modification time orders eviction).
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Delete the least recently used artifacts until `dir` holds at most
+/// `max_bytes` of them, and temporary files left by interrupted writes.
+pub fn prune(dir: &Path, max_bytes: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut artifacts = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(".tmp-") && modified < hour_ago {
+            let _ = std::fs::remove_file(&path);
+        } else if name.ends_with(".cwasm") && meta.is_file() {
+            artifacts.push((modified, meta.len(), path));
+        }
+    }
+    let mut total: u64 = artifacts.iter().map(|a| a.1).sum();
+    artifacts.sort_by_key(|a| a.0);
+    for (_, len, path) in artifacts {
+        if total <= max_bytes {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::info!("evicted precompiled artifact {} from the cache", path.display());
+            total = total.saturating_sub(len);
+        }
+    }
+}
+
+fn store(artifact: &[u8], path: &Path) -> Result<()> {
     let dir = path.parent().context("artifact path has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     #[cfg(unix)]
@@ -85,7 +133,6 @@ fn store(engine: &Engine, bytes: &[u8], path: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let artifact = engine.precompile_component(bytes).map_err(anyhow::Error::from)?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     std::fs::write(&tmp, artifact).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;

@@ -97,11 +97,16 @@ pub fn render_text(run: &ActionRun) -> String {
     for (i, req) in r.outbound.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  {}. {}  [{} ms, {} bytes]",
+            "  {}. {}  [{} ms, {} bytes, {}]",
             i + 1,
             request_line(req),
             req.duration_ms,
-            req.response_bytes
+            req.response_bytes,
+            if req.reused_connection {
+                "reused connection"
+            } else {
+                "new connection"
+            }
         );
         for (name, value) in &req.request_headers {
             let _ = writeln!(out, "       {name}: {value}");

@@ -264,6 +264,7 @@ impl ActionEngine {
             provenance,
             slots,
             describe_memory,
+            connections: Arc::new(crate::conn_pool::ConnectionPool::new()),
         })
     }
 }
@@ -297,6 +298,9 @@ pub struct ActionComponent {
     pub(crate) slots: InstanceSlots,
     /// Memory limit for `describe` calls: the engine's largest.
     describe_memory: usize,
+    /// Idle keep-alive connections of this action's calls, shared by them
+    /// (see `conn_pool.rs` for when one is reused).
+    pub(crate) connections: Arc<crate::conn_pool::ConnectionPool>,
 }
 
 impl ActionComponent {
@@ -313,6 +317,11 @@ impl ActionComponent {
     /// Whether it was compiled now or loaded precompiled.
     pub fn provenance(&self) -> crate::artifact_cache::Provenance {
         self.provenance
+    }
+
+    /// The idle keep-alive connections this action's calls may reuse.
+    pub fn connection_pool(&self) -> &crate::conn_pool::ConnectionPool {
+        &self.connections
     }
 
     /// Instantiate the action afresh and ask it for its manifest: the

@@ -194,7 +194,7 @@ impl ActionComponent {
                 integration.base_url.host
             );
         }
-        let hooks = OutboundHooks::new(Arc::new(policy), deadline);
+        let hooks = OutboundHooks::new(Arc::new(policy), deadline).with_pool(self.connections.clone());
         let outbound_log = hooks.log.clone();
         let violations = hooks.violations.clone();
         let settings = BTreeMap::from([("base-url".to_string(), integration.base_url.to_string())]);

@@ -34,6 +34,7 @@ pub mod bindings;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod conn_pool;
 pub mod deadline;
 pub mod debugger;
 pub mod engine;

@@ -10,11 +10,15 @@
 //!    integration's key in the manifest's credential header;
 //! 4. sent over a connection to the *checked* address (no second DNS lookup a
 //!    rebinding attacker could race), with every phase clamped to what is left
-//!    of the call's deadline and the response body capped.
+//!    of the call's deadline and the response body capped. The connection is
+//!    an idle keep-alive one to exactly that peer when the component's
+//!    [`ConnectionPool`] has one, else a new one (see `conn_pool.rs` for
+//!    when a connection is reused and when it is closed).
 //!
 //! A refused request fails inside the guest as `HttpRequestDenied`; the host
 //! log says which host was refused and which setting would allow it.
 
+use crate::conn_pool::{checkin_when_ready, ConnectionPool, PeerKey, PooledConnection, READY_WAIT};
 use crate::deadline::ActionDeadline;
 use crate::integration::BaseUrl;
 use crate::limits::{SandboxLimits, SandboxViolation};
@@ -27,6 +31,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -191,6 +196,9 @@ pub struct OutboundRecord {
     pub duration_ms: u64,
     /// Response body bytes delivered to the guest.
     pub response_bytes: u64,
+    /// Whether it went over an idle keep-alive connection (no new TCP
+    /// connection or TLS handshake).
+    pub reused_connection: bool,
 }
 
 /// Shared list of an invocation's outbound records.
@@ -219,6 +227,9 @@ pub struct OutboundHooks {
     policy: Arc<OutboundPolicy>,
     deadline: ActionDeadline,
     requests: u32,
+    /// Idle keep-alive connections shared with other invocations; `None`
+    /// opens a connection per request.
+    pool: Option<Arc<ConnectionPool>>,
     /// What was sent, for the debugger and tests.
     pub log: OutboundLog,
     /// What the sandbox stopped.
@@ -232,9 +243,16 @@ impl OutboundHooks {
             policy,
             deadline,
             requests: 0,
+            pool: None,
             log: Arc::default(),
             violations: Arc::default(),
         }
+    }
+
+    /// Reuse connections from `pool` (and leave reusable ones there).
+    pub fn with_pool(mut self, pool: Arc<ConnectionPool>) -> Self {
+        self.pool = Some(pool);
+        self
     }
 }
 
@@ -261,6 +279,7 @@ impl WasiHttpHooks for OutboundHooks {
         let deadline = self.deadline;
         let log = self.log.clone();
         let violations = self.violations.clone();
+        let pool = self.pool.clone();
         Box::new(async move {
             let started = Instant::now();
             let mut record = OutboundRecord {
@@ -271,6 +290,7 @@ impl WasiHttpHooks for OutboundHooks {
                 error: None,
                 duration_ms: 0,
                 response_bytes: 0,
+                reused_connection: false,
             };
             // Take this request's slot in the log now, in start order, so its
             // response body counts its bytes into the right record even when
@@ -296,6 +316,7 @@ impl WasiHttpHooks for OutboundHooks {
             } else {
                 send(
                     &policy,
+                    pool,
                     deadline,
                     options,
                     request,
@@ -328,8 +349,10 @@ fn describe_error(e: &HttpError) -> String {
 }
 
 /// Check, resolve, connect and send one request.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     policy: &OutboundPolicy,
+    pool: Option<Arc<ConnectionPool>>,
     deadline: ActionDeadline,
     options: Option<RequestOptions>,
     mut request: Request<WasiBody>,
@@ -402,27 +425,21 @@ async fn send(
             return Err(HttpError::HttpRequestDenied);
         }
     }
+    // Set when the request body is cut: that connection is never reused.
+    let poisoned = Arc::new(AtomicBool::new(false));
     let body_limit = policy.max_request_body_bytes;
     let body_violations = violations.clone();
+    let body_poisoned = poisoned.clone();
     let mut request = request.map(move |body| {
         LimitedRequestBody {
             inner: body,
             limit: body_limit,
             sent: 0,
             violations: body_violations,
+            poisoned: body_poisoned,
         }
         .boxed_unsync()
     });
-
-    let stream = connect(&addrs, connect_timeout).await?;
-    let (mut sender, conn): (_, Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>) = if scheme == "https" {
-        let tls = tls_connect(&host, stream, phase(None)).await?;
-        let (s, c) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(tls)).await?;
-        (s, Box::pin(c))
-    } else {
-        let (s, c) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)).await?;
-        (s, Box::pin(c))
-    };
 
     // On the wire the request line carries only the path; Host is already set.
     *request.uri_mut() = http::Uri::builder()
@@ -430,19 +447,44 @@ async fn send(
         .build()
         .map_err(|_| HttpError::HttpRequestUriInvalid)?;
 
-    let mut conn = conn;
-    let first_byte = phase(first_byte_timeout);
-    let response = tokio::select! {
-        r = tokio::time::timeout(first_byte, sender.send_request(request)) => match r {
-            Ok(r) => r?,
-            Err(_) => return Err(HttpError::ConnectionReadTimeout),
+    // Everything above is the policy; from here on an idle connection to the
+    // very peer that passed it may stand in for a new one.
+    let host_name = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let peer = Peer {
+        tls_server_name: (scheme == "https").then(|| host_name.clone()),
+        scheme,
+        host: host_name,
+        port,
+        credential: credential_fingerprint(policy),
+    };
+    let pooled = pool
+        .as_ref()
+        .and_then(|pool| addrs.iter().find_map(|addr| pool.checkout(&peer.key(*addr))));
+    let (mut conn, reused) = match pooled {
+        Some(conn) => (conn, true),
+        None => (dial(&addrs, &peer, connect_timeout, deadline).await?, false),
+    };
+    record.reused_connection = reused;
+
+    let sent = tokio::time::timeout(phase(first_byte_timeout), conn.sender.try_send_request(request)).await;
+    let response = match sent {
+        Err(_) => return Err(HttpError::ConnectionReadTimeout),
+        Ok(Ok(response)) => response,
+        Ok(Err(mut e)) => match e.take_message() {
+            // The idle connection closed just before the request could be
+            // written (the server timed it out): nothing was sent, so send it
+            // once more on a new connection.
+            Some(request) if reused => {
+                drop(conn);
+                conn = dial(&addrs, &peer, phase(options.and_then(|o| o.connect_timeout)), deadline).await?;
+                record.reused_connection = false;
+                match tokio::time::timeout(phase(first_byte_timeout), conn.sender.send_request(request)).await {
+                    Err(_) => return Err(HttpError::ConnectionReadTimeout),
+                    Ok(r) => r?,
+                }
+            }
+            _ => return Err(e.into_error().into()),
         },
-        c = &mut conn => {
-            return Err(match c {
-                Ok(()) => HttpError::HttpResponseIncomplete,
-                Err(e) => e.into(),
-            });
-        }
     };
     record.status = Some(response.status().as_u16());
 
@@ -459,11 +501,90 @@ async fn send(
             log,
             record_index: index,
             violations: body_violations,
+            conn: Some(conn),
+            pool,
+            poisoned,
+            ended: false,
+            ready_wait: None,
         }
         .boxed_unsync()
     });
-    let io: IoFuture = Box::new(async move { conn.await.map_err(HttpError::from) });
+    // The connection runs in its own task (it outlives this exchange when it
+    // is reused), so there is nothing left for wasmtime-wasi-http to drive:
+    // errors while the body streams reach the guest through the body itself.
+    let io: IoFuture = Box::new(std::future::ready(Ok(())));
     Ok((response, io))
+}
+
+/// The peer a request goes to, before an address is picked.
+struct Peer {
+    scheme: String,
+    host: String,
+    port: u16,
+    tls_server_name: Option<String>,
+    credential: [u8; 32],
+}
+
+impl Peer {
+    fn key(&self, addr: SocketAddr) -> PeerKey {
+        PeerKey {
+            scheme: self.scheme.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            addr,
+            tls_server_name: self.tls_server_name.clone(),
+            credential: self.credential,
+        }
+    }
+}
+
+/// SHA-256 of the credential header and the key the policy injects (zero
+/// when it injects none), so connections are never shared across keys.
+fn credential_fingerprint(policy: &OutboundPolicy) -> [u8; 32] {
+    use sha2::Digest;
+    match (&policy.credential_header, &policy.api_key) {
+        (Some(name), Some(key)) => {
+            let mut hash = sha2::Sha256::new();
+            hash.update(name.as_str().as_bytes());
+            hash.update([0u8]);
+            hash.update(key.header_value().as_bytes());
+            hash.finalize().into()
+        }
+        _ => [0; 32],
+    }
+}
+
+/// Open a new connection to the first of `addrs` (all checked) that answers,
+/// with TLS for `https`, its I/O driven by a task of its own.
+async fn dial(
+    addrs: &[SocketAddr],
+    peer: &Peer,
+    connect_timeout: Duration,
+    deadline: ActionDeadline,
+) -> Result<PooledConnection, HttpError> {
+    let (stream, addr) = connect(addrs, connect_timeout).await?;
+    let key = peer.key(addr);
+    let (sender, driver) = match &peer.tls_server_name {
+        Some(name) => {
+            let tls = tls_connect(name, stream, deadline.remaining()).await?;
+            let (s, c) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(tls)).await?;
+            (s, spawn_driver(c))
+        }
+        None => {
+            let (s, c) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)).await?;
+            (s, spawn_driver(c))
+        }
+    };
+    Ok(PooledConnection::new(sender, driver, key))
+}
+
+fn spawn_driver(conn: impl Future<Output = hyper::Result<()>> + Send + 'static) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(target: "actionbox::outbound", "outbound connection ended with an error: {e}");
+        }
+    })
+    .abort_handle()
 }
 
 async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, HttpError> {
@@ -487,12 +608,12 @@ async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketA
     }
 }
 
-async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, HttpError> {
+async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<(TcpStream, SocketAddr), HttpError> {
     let attempt = async {
         let mut last = None;
         for addr in addrs {
             match TcpStream::connect(addr).await {
-                Ok(s) => return Ok(s),
+                Ok(s) => return Ok((s, *addr)),
                 Err(e) => last = Some(e),
             }
         }
@@ -536,6 +657,10 @@ async fn tls_connect(
 
 /// A response body that stops at the call's deadline, after too long without
 /// a byte, or past the size cap, and counts bytes into the outbound log.
+///
+/// It owns the connection while the guest reads: a body read to its end
+/// hands the connection back to the pool once hyper reports it ready for
+/// another request; any error, cut or early drop closes it instead.
 struct GuardedBody {
     inner: hyper::body::Incoming,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -546,6 +671,82 @@ struct GuardedBody {
     log: OutboundLog,
     record_index: usize,
     violations: ViolationLog,
+    /// The connection the response arrives on, until it is released.
+    conn: Option<PooledConnection>,
+    pool: Option<Arc<ConnectionPool>>,
+    /// Set when the request body was cut.
+    poisoned: Arc<AtomicBool>,
+    /// The body reached its end.
+    ended: bool,
+    /// How long the end of the body waits for the connection to be ready.
+    ready_wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl GuardedBody {
+    /// Close the connection: this exchange did not end cleanly.
+    fn discard(&mut self) {
+        self.conn = None;
+    }
+
+    /// The body ended: release the connection — to the pool when it is ready
+    /// for another request — then report the end.
+    fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let Some(pool) = self.pool.clone() else {
+            self.conn = None;
+            return Poll::Ready(None);
+        };
+        if self.poisoned.load(Ordering::Acquire) {
+            self.conn = None;
+            return Poll::Ready(None);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match conn.sender.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                if let Some(conn) = self.conn.take() {
+                    pool.checkin(conn);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(_)) => {
+                self.conn = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                // hyper is still finishing the exchange (e.g. the request
+                // body is still being sent): wait a moment, then let a
+                // background task wait instead of the guest.
+                let wait = self
+                    .ready_wait
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(READY_WAIT)));
+                if wait.as_mut().poll(cx).is_ready() || self.deadline.as_mut().poll(cx).is_ready() {
+                    if let Some(conn) = self.conn.take() {
+                        checkin_when_ready(pool, conn, self.poisoned.clone());
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        // The guest stopped reading before the end was reported. The
+        // connection is worth keeping only when every byte of the body had
+        // already come through this guard (and was counted against the
+        // limit); otherwise dropping it here closes it.
+        if self.inner.is_end_stream() && !self.poisoned.load(Ordering::Acquire) {
+            if let Some(pool) = self.pool.clone() {
+                checkin_when_ready(pool, conn, self.poisoned.clone());
+            }
+        }
+    }
 }
 
 impl Body for GuardedBody {
@@ -554,6 +755,9 @@ impl Body for GuardedBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
+        if this.ended {
+            return this.finish(cx);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -564,6 +768,7 @@ impl Body for GuardedBody {
                         }
                     }
                     if this.seen > this.limit {
+                        this.discard();
                         record_violation(
                             &this.violations,
                             SandboxViolation::LimitExceeded {
@@ -581,14 +786,22 @@ impl Body for GuardedBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => {
+                this.discard();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                this.finish(cx)
+            }
             Poll::Pending => {
                 if this.deadline.as_mut().poll(cx).is_ready() {
+                    this.discard();
                     return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
                 }
                 if let Some(idle) = this.idle.as_mut() {
                     if idle.as_mut().poll(cx).is_ready() {
+                        this.discard();
                         return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
                     }
                 }
@@ -598,7 +811,7 @@ impl Body for GuardedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended && self.conn.is_none()
     }
 }
 
@@ -608,6 +821,8 @@ struct LimitedRequestBody {
     limit: u64,
     sent: u64,
     violations: ViolationLog,
+    /// Set when the body is cut, so its connection is never reused.
+    poisoned: Arc<AtomicBool>,
 }
 
 impl Body for LimitedRequestBody {
@@ -617,10 +832,14 @@ impl Body for LimitedRequestBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &frame {
+            this.poisoned.store(true, Ordering::Release);
+        }
         if let Poll::Ready(Some(Ok(f))) = &frame {
             if let Some(data) = f.data_ref() {
                 this.sent += data.len() as u64;
                 if this.sent > this.limit {
+                    this.poisoned.store(true, Ordering::Release);
                     record_violation(
                         &this.violations,
                         SandboxViolation::LimitExceeded {

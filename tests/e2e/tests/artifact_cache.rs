@@ -62,3 +62,32 @@ fn differently_configured_engines_never_share_artifacts() {
     assert_ne!(artifact_path(dir, &default, b"x"), artifact_path(dir, &other, b"x"));
     assert_ne!(artifact_path(dir, &default, b"x"), artifact_path(dir, &default, b"y"));
 }
+
+#[test]
+fn prune_keeps_the_most_recently_used_artifacts_within_the_size_cap() {
+    use std::time::{Duration, SystemTime};
+    let dir = temp_dir("artifacts-prune");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let now = SystemTime::now();
+    let file = |name: &str, age_secs: u64| {
+        let path = dir.join(name);
+        std::fs::write(&path, [0u8; 10]).expect("write");
+        let f = std::fs::File::options().append(true).open(&path).expect("open");
+        f.set_modified(now - Duration::from_secs(age_secs)).expect("mtime");
+    };
+    file("old.cwasm", 300);
+    file("middle.cwasm", 200);
+    file("new.cwasm", 100);
+    file("x.cwasm.tmp-1", 7200); // left by an interrupted write two hours ago
+    file("y.cwasm.tmp-2", 10); // a write in progress
+    file("notes.txt", 9999); // not ours
+
+    actionbox::artifact_cache::prune(&dir, 25);
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["middle.cwasm", "new.cwasm", "notes.txt", "y.cwasm.tmp-2"]);
+}

@@ -194,6 +194,7 @@ struct SimState {
     requests: Mutex<Vec<RecordedRequest>>,
     recording: std::sync::atomic::AtomicBool,
     next_request_id: AtomicU64,
+    connections_accepted: Arc<AtomicU64>,
 }
 
 /// A running simulator. Stops when dropped.
@@ -223,8 +224,13 @@ impl Simulator {
             requests: Mutex::new(Vec::new()),
             recording: std::sync::atomic::AtomicBool::new(true),
             next_request_id: AtomicU64::new(1),
+            connections_accepted: Arc::new(AtomicU64::new(0)),
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let accepted = state.connections_accepted.clone();
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+            accepted.fetch_add(1, Ordering::SeqCst);
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -279,6 +285,11 @@ impl Simulator {
     /// Requests received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// TCP connections accepted so far (to check connection reuse).
+    pub fn connections_accepted(&self) -> u64 {
+        self.state.connections_accepted.load(Ordering::SeqCst)
     }
 }
 
