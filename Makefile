@@ -44,6 +44,8 @@ help:
 	@echo "make lint    fmt check and clippy only"
 	@echo "make inspect print the component's WIT world (imports and exports) with jco"
 	@echo "make demo-jco  make demo with Node.js (jco) as the host instead of actionbox"
+	@echo "make edge    the action as one wasi:http/proxy component (guest/edge) -> target/edge/"
+	@echo "make edge-wit  print that component's world"
 	@echo "make bench   benchmarks next to their native baselines -> BENCHMARKS.md (about 5 min)"
 	@echo "make fuzz    cargo-fuzz targets on nightly, $(FUZZ_SECONDS) s each (FUZZ_SECONDS=…)"
 
@@ -59,8 +61,10 @@ GUEST_PROFILE := CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_OPT_LEVEL=
 component: setup
 	$(GUEST_PROFILE) $(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)
 
+# edge-serve (tests/edge-serve) is built with the host so wasmtime's features
+# unify and it is compiled once for both.
 host:
-	$(CARGO) build --release -p actionbox -p shipstation-sim
+	$(CARGO) build --release -p actionbox -p shipstation-sim -p edge-serve
 
 build: component host
 	@ls -l $(COMPONENT) $(ACTIONBOX)
@@ -83,6 +87,7 @@ lint: setup
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release -p shipstation -p hostile-guest --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy --release -p actionbox-bench --all-targets -- -D warnings
+	$(CARGO) clippy --release -p edge-gateway -p edge-adapter -p edge-cli-stubs -p edge-probe --target $(WASM_TARGET) -- -D warnings
 
 # Python's `mcp` package: an MCP client this project did not write.
 pyenv: $(PYENV)/.installed
@@ -92,8 +97,9 @@ $(PYENV)/.installed:
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
 	touch $@
 
-test: build lint pyenv jco python-action
+test: build lint pyenv jco python-action edge
 	$(CARGO) test --release
+	$(MAKE) --no-print-directory edge-test
 
 # jco and preview2-shim, exactly as package-lock.json pins them.
 $(JCO_STAMP): $(JCO_DIR)/package.json $(JCO_DIR)/package-lock.json
@@ -158,3 +164,6 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# The edge build: edge-tools, edge, edge-wit, edge-test (guest/edge/README.md).
+include tests/edge/edge.mk
