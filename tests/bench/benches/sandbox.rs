@@ -49,6 +49,22 @@ fn save(mut samples: Samples, file: &str) {
     }
 }
 
+/// Time `iters` calls one by one, keeping each in `samples`; the total for criterion.
+fn timed<T, E: std::fmt::Debug>(samples: &mut Samples, iters: u64, mut call: impl FnMut() -> Result<T, E>) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        let result = call();
+        let took = start.elapsed();
+        if let Err(e) = result {
+            panic!("the measured call failed: {e:?}");
+        }
+        samples.push(took);
+        total += took;
+    }
+    total
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -64,18 +80,7 @@ fn instantiate(c: &mut Criterion) {
         let action = load(&rt, &engine);
         let mut samples = Samples::new(&format!("instantiate + describe, {label}"));
         group.bench_function(label, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let manifest = rt.block_on(action.describe_fresh());
-                    let took = start.elapsed();
-                    assert!(manifest.is_ok(), "describe failed: {manifest:?}");
-                    samples.push(took);
-                    total += took;
-                }
-                total
-            });
+            b.iter_custom(|iters| timed(&mut samples, iters, || rt.block_on(action.describe_fresh())));
         });
         save(samples, &format!("instantiate-{label}"));
     }
@@ -107,16 +112,9 @@ fn track_order(c: &mut Criterion) {
     let mut samples = Samples::new("trackOrder, sandboxed (pooling)");
     group.bench_function("sandboxed", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let report = rt.block_on(action.invoke(&settings, "trackOrder", ORDER_INPUT));
-                let took = start.elapsed();
-                assert!(report.outcome.is_ok(), "trackOrder failed: {:?}", report.outcome);
-                samples.push(took);
-                total += took;
-            }
-            total
+            timed(&mut samples, iters, || {
+                rt.block_on(action.invoke(&settings, "trackOrder", ORDER_INPUT)).outcome
+            })
         });
     });
     save(samples, "track-order-sandboxed");
@@ -127,16 +125,9 @@ fn track_order(c: &mut Criterion) {
         let mut samples = Samples::new(&format!("trackOrder, native core + ureq, {connections:?}"));
         group.bench_function(label, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let result = native_track_order(&sim.base_url, ORDER_INPUT, connections);
-                    let took = start.elapsed();
-                    assert!(result.is_ok(), "native trackOrder failed: {result:?}");
-                    samples.push(took);
-                    total += took;
-                }
-                total
+                timed(&mut samples, iters, || {
+                    native_track_order(&sim.base_url, ORDER_INPUT, connections)
+                })
             });
         });
         save(samples, &format!("track-order-{label}"));

@@ -154,6 +154,16 @@ pub struct CliOutput {
 
 /// Run the `actionbox` binary with `args` at `RUST_LOG=trace`, with
 /// `SHIPSTATION_API_KEY` set to `key` (or unset), off the async runtime.
+impl From<std::process::Output> for CliOutput {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 pub async fn run_actionbox(args: &[&str], key: Option<&str>) -> CliOutput {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let key = key.map(str::to_string);
@@ -165,12 +175,7 @@ pub async fn run_actionbox(args: &[&str], key: Option<&str>) -> CliOutput {
         if let Some(k) = key {
             cmd.env("SHIPSTATION_API_KEY", k);
         }
-        let out = cmd.output().expect("actionbox runs");
-        CliOutput {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        CliOutput::from(cmd.output().expect("actionbox runs"))
     })
     .await
     .expect("join")

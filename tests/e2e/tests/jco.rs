@@ -112,12 +112,7 @@ async fn run_node_host(args: &[&str], key: Option<&str>) -> CliOutput {
         if let Some(k) = key {
             cmd.env("SHIPSTATION_API_KEY", k);
         }
-        let out = cmd.output().expect("node runs");
-        CliOutput {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        CliOutput::from(cmd.output().expect("node runs"))
     })
     .await
     .expect("join")
