@@ -21,10 +21,11 @@ const INVOKE_BODY: &str = r#"{"params":{"order_id":"1001"}}"#;
 
 fn main() -> ExitCode {
     match run() {
-        Ok(path) => {
+        Ok(Some(path)) => {
             println!("wrote {}", path.display());
             ExitCode::SUCCESS
         }
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench-report: {e:#}");
             ExitCode::FAILURE
@@ -88,7 +89,7 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn run() -> Result<PathBuf> {
+fn run() -> Result<Option<PathBuf>> {
     for p in [
         component_path(),
         hostile_component_path(),
@@ -109,27 +110,30 @@ fn run() -> Result<PathBuf> {
     );
     md.push_str(&machine_info());
 
+    let steps: [(&str, Step); 7] = [
+        ("instantiate (criterion samples)", instantiate),
+        ("trackOrder sandboxed vs native (criterion samples)", track_order),
+        ("cold start", cold_start),
+        ("deadline accuracy (about 30 s)", deadline_accuracy),
+        ("memory with 1,000 calls in flight (about 30 s)", memory_in_flight),
+        ("component size", component_size),
+        ("serve throughput (about 30 s)", throughput),
+    ];
+    // `BENCH_ONLY=memory` (a step's first word): run that step alone and print
+    // its section instead of writing BENCHMARKS.md (for sizing experiments).
+    let only = std::env::var("BENCH_ONLY").ok();
     let mut summary = Vec::new();
-    // `BENCH_ONLY=memory`: only the memory run (for sizing experiments).
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("memory") {
-        let mut summary = Vec::new();
-        print!("{}", memory_in_flight(&mut summary)?);
-        std::process::exit(0);
+    for (i, (name, step)) in steps.iter().enumerate() {
+        if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
+            continue;
+        }
+        eprintln!("[{}/{}] {name}", i + 1, steps.len());
+        md.push_str(&step(&mut summary)?);
     }
-    eprintln!("[1/7] instantiate (criterion samples)");
-    md.push_str(&instantiate(&mut summary)?);
-    eprintln!("[2/7] trackOrder sandboxed vs native (criterion samples)");
-    md.push_str(&track_order(&mut summary)?);
-    eprintln!("[3/7] cold start");
-    md.push_str(&cold_start(&mut summary)?);
-    eprintln!("[4/7] deadline accuracy (about 30 s)");
-    md.push_str(&deadline_accuracy(&mut summary)?);
-    eprintln!("[5/7] memory with 1,000 calls in flight (about 30 s)");
-    md.push_str(&memory_in_flight(&mut summary)?);
-    eprintln!("[6/7] component size");
-    md.push_str(&component_size(&mut summary)?);
-    eprintln!("[7/7] serve throughput (about 30 s)");
-    md.push_str(&throughput(&mut summary)?);
+    if only.is_some() {
+        print!("{md}");
+        return Ok(None);
+    }
 
     let mut head = String::from("## Summary\n\n| # | measure | result | goal | |\n|---|---|---|---|---|\n");
     for (i, (what, result, goal, ok)) in summary.iter().enumerate() {
@@ -146,7 +150,7 @@ fn run() -> Result<PathBuf> {
     md.push_str(NOTES);
     let path = workspace_root().join("BENCHMARKS.md");
     std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    Ok(Some(path))
 }
 
 fn command_line(cmd: &str, args: &[&str]) -> String {
@@ -181,6 +185,7 @@ fn machine_info() -> String {
 }
 
 type Summary = Vec<(String, String, String, bool)>;
+type Step = fn(&mut Summary) -> Result<String>;
 
 fn instantiate(summary: &mut Summary) -> Result<String> {
     let on_demand = Samples::load("instantiate-on-demand")?.stats();
