@@ -175,8 +175,7 @@ fn default_action_name(integration: &IntegrationConfig, shipstation_count: usize
 impl ActionCatalog {
     /// Load and check a config file, its components and actions.
     pub async fn load(path: &Path) -> Result<Self> {
-        let config = Config::load(path)?;
-        Self::from_config(config).await
+        Self::load_pooled(path, None).await
     }
 
     /// Load the components of a validated config and resolve its actions,

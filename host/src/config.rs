@@ -508,7 +508,9 @@ impl RawLimits {
             }
         };
         if let Some(v) = &self.memory_mib {
-            limits.memory_bytes = usize::try_from(check(v, "memory_mib", 1, 4096)? * 1024 * 1024)?;
+            // The same bound the engine checks its memory reservation against.
+            let max_mib = (crate::limits::MAX_MEMORY_BYTES >> 20) as u64;
+            limits.memory_bytes = usize::try_from(check(v, "memory_mib", 1, max_mib)? * 1024 * 1024)?;
         }
         if let Some(v) = &self.max_outbound_requests {
             let n = *v.get_ref();
