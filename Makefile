@@ -13,7 +13,7 @@ SIMULATOR    := target/release/shipstation-sim
 SIM_KEY      := TEST_actionbox_simulator_key
 ORDER        ?= 1001
 
-.PHONY: all setup build component host demo test lint fmt fuzz pyenv bench clean help \
+.PHONY: all setup build component test-components host demo test lint fmt fuzz pyenv bench clean help \
 	jco inspect demo-jco python-action
 
 # A virtualenv with the MCP client package the MCP test drives actionbox with.
@@ -57,9 +57,43 @@ setup:
 # built for size: fat LTO, opt-level z and one codegen unit for every crate
 # they contain. Set through the environment so only these wasm builds see it.
 GUEST_PROFILE := CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+WASM_DIR          := target/$(WASM_TARGET)/release
+HOSTILE_OUT       := target/hostile-guest
+HOSTILE_MANIFESTS := target/hostile-manifests
+HOSTILE_MANIFEST_VARIANTS := foreign-base-url private-default reflected-header unknown-kind-reflected-header \
+	describe-loop describe-panic huge-manifest many-methods escape-sequences
 
 component: setup
 	$(GUEST_PROFILE) $(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)
+
+# The attack components only the tests need (not `make demo`):
+#   tests/hostile-guest     with a second memory plugged in (its grower.wat, wac) for
+#                           `multi-memory` -> $(HOSTILE_OUT)/hostile_two_memories.wasm
+#   tests/hostile-manifest  one hostile `describe` per cargo feature -> $(HOSTILE_MANIFESTS)/<feature>.wasm
+#                           (default.wasm: none, a valid manifest); each is rebuilt only when
+#                           its sources changed, since the variants share one cargo output file.
+# Built after `component`, whose plain hostile_guest.wasm is copied back last.
+test-components: component edge-tools
+	@set -e; out=$(HOSTILE_OUT)/hostile_two_memories.wasm; \
+	if [ ! -f $$out ] || [ -n "$$(find tests/hostile-guest wit Cargo.lock -newer $$out -type f | head -n1)" ]; then \
+		echo "$(CARGO) build --release -p hostile-guest --features two-memories --target $(WASM_TARGET)"; \
+		$(GUEST_PROFILE) $(CARGO) build --release -p hostile-guest --features two-memories --target $(WASM_TARGET); \
+		mkdir -p $(HOSTILE_OUT); \
+		cp $(WASM_DIR)/hostile_guest.wasm $(HOSTILE_OUT)/hostile_two_memories_socket.wasm; \
+		$(EDGE_WASM_TOOLS) parse tests/hostile-guest/grower.wat -o $(HOSTILE_OUT)/grower.wasm; \
+		echo "wac plug --plug grower.wasm hostile_two_memories_socket.wasm -o $$out"; \
+		$(EDGE_WAC) plug --plug $(HOSTILE_OUT)/grower.wasm $(HOSTILE_OUT)/hostile_two_memories_socket.wasm -o $$out; \
+		$(GUEST_PROFILE) $(CARGO) build --release -p hostile-guest --target $(WASM_TARGET); \
+	fi
+	@mkdir -p $(HOSTILE_MANIFESTS)
+	@set -e; for v in default $(HOSTILE_MANIFEST_VARIANTS); do \
+		out=$(HOSTILE_MANIFESTS)/$$v.wasm; \
+		if [ -f $$out ] && [ -z "$$(find tests/hostile-manifest wit Cargo.lock -newer $$out -type f | head -n1)" ]; then continue; fi; \
+		features=$$([ $$v = default ] || echo "--features $$v"); \
+		echo "$(CARGO) build --release -p hostile-manifest $$features --target $(WASM_TARGET)"; \
+		$(GUEST_PROFILE) $(CARGO) build --quiet --release -p hostile-manifest $$features --target $(WASM_TARGET); \
+		cp $(WASM_DIR)/hostile_manifest.wasm $$out; \
+	done
 
 # edge-serve (tests/edge-serve) is built with the host so wasmtime's features
 # unify and it is compiled once for both.
@@ -85,7 +119,8 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release -p shipstation -p hostile-guest --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release -p shipstation -p hostile-guest -p hostile-manifest --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release -p hostile-guest --features two-memories --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy --release -p actionbox-bench --all-targets -- -D warnings
 	$(CARGO) clippy --release -p edge-gateway -p edge-adapter -p edge-cli-stubs -p edge-probe --target $(WASM_TARGET) -- -D warnings
 
@@ -97,7 +132,7 @@ $(PYENV)/.installed:
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
 	touch $@
 
-test: build lint pyenv jco python-action edge
+test: build test-components lint pyenv jco python-action edge
 	$(CARGO) test --release
 	$(MAKE) --no-print-directory edge-test
 

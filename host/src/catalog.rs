@@ -6,8 +6,9 @@
 use crate::config::{ActionConfig, Config, Direction, Execution, IntegrationConfig, KeySource, Phase, Trigger};
 use crate::engine::{ActionComponent, ActionEngine, EngineOptions, PoolSizing};
 use crate::error::InvokeError;
-use crate::integration::{BaseUrl, IntegrationSettings};
+use crate::integration::IntegrationSettings;
 use crate::invoke::InvocationReport;
+use crate::kinds::IntegrationKind;
 use crate::manifest::MethodSpec;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -16,8 +17,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Pool slots beyond the per-integration bound, for calls that the server
-/// does not count against an integration (Test, session start).
+/// Pool slots beyond the per-integration bounds: one-shot describes at load
+/// and reload, and calls of the library API outside `serve`'s permits.
 pub const POOL_SPARE_SLOTS: u32 = 16;
 
 /// Response instructions of the default ShipStation `trackOrder` action.
@@ -40,6 +41,8 @@ pub struct CatalogAction {
 struct LoadedIntegration {
     config: IntegrationConfig,
     component: Arc<ActionComponent>,
+    /// Its kind from the registry: where its key may go, and in which header.
+    kind: IntegrationKind,
 }
 
 /// Everything a config file describes, loaded and checked.
@@ -241,9 +244,10 @@ impl ActionCatalog {
                 bail!(
                     "{at} field `kind`: `{}` does not match the component, which is a `{}` action",
                     integ.kind,
-                    manifest.integration
+                    crate::error::guest_text(&manifest.integration, 64)
                 );
             }
+            let kind = config.kinds.admit(manifest).with_context(|| at.clone())?.clone();
             if let (Some(cred), KeySource::None) = (&manifest.credential, &integ.key_source) {
                 bail!(
                     "{at}: the action needs a {}; set api_key_env or api_key_file",
@@ -253,6 +257,7 @@ impl ActionCatalog {
             integrations.push(LoadedIntegration {
                 config: integ.clone(),
                 component,
+                kind,
             });
         }
 
@@ -407,19 +412,18 @@ impl ActionCatalog {
         }
     }
 
-    /// The settings a call on integration `index` runs with (the key is read now).
+    /// The settings a call on integration `index` runs with (the key is read
+    /// now): the integration's base URL or its kind's, and the kind's
+    /// credential header — never anything the component chose.
     fn settings(&self, index: usize) -> Result<IntegrationSettings> {
         let integ = &self.integrations[index];
-        let base_url = match &integ.config.base_url {
-            Some(b) => b.clone(),
-            None => BaseUrl::parse(&integ.component.manifest().default_base_url).with_context(|| {
-                format!(
-                    "integration `{}`: the component's default base URL is unusable; set base_url",
-                    integ.config.name
-                )
-            })?,
-        };
+        let base_url = integ
+            .config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| integ.kind.base_url.clone());
         let mut settings = IntegrationSettings::new(base_url, integ.config.key_source.load(&integ.config.name)?);
+        settings.credential_header = integ.kind.credential.as_ref().map(|c| c.header.clone());
         settings.timeout = integ.config.timeout;
         settings.limits = integ.config.limits;
         Ok(settings)

@@ -6,7 +6,8 @@ use crate::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
 use crate::engine::{ActionComponent, ActionEngine};
 use crate::error::InvokeError;
 use crate::integration::{BaseUrl, IntegrationSettings};
-use crate::secret::{ApiKey, API_KEY_ENV};
+use crate::kinds::{CredentialHeader, KindCredential, KindRegistry};
+use crate::secret::ApiKey;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -99,12 +100,25 @@ enum Command {
         integration: String,
     },
     /// Serve the platform HTTP API (tools, invoke, session start, Test, health, metrics).
+    ///
+    /// Slow, idle and numerous clients are bounded: a client that has not sent
+    /// a full request head within --header-read-timeout is disconnected (so is
+    /// one whose body, or whose reading of the answer, takes as long), a
+    /// keep-alive connection closes after --idle-timeout without a request, and
+    /// past --max-connections new connections wait until one closes. Invoke,
+    /// session start and Test answer 429 when an integration already has
+    /// --max-concurrency calls in flight. SIGTERM or Ctrl-C stops accepting,
+    /// closes idle connections and lets calls in flight finish; SIGHUP reloads.
     Serve {
         #[command(flatten)]
         config: ConfigArg,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: std::net::SocketAddr,
+        /// Serve /metrics on this address only (e.g. one only the scraper
+        /// reaches) instead of on --listen.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
         /// Environment variable holding the bearer token required on /v1/*.
         #[arg(long, value_name = "VAR", default_value = "ACTIONBOX_AUTH_TOKEN")]
         auth_token_env: String,
@@ -114,6 +128,33 @@ enum Command {
         /// Calls in flight per integration before answering 429.
         #[arg(long, default_value_t = crate::server::DEFAULT_MAX_CONCURRENCY)]
         max_concurrency: usize,
+        /// Seconds a client has to send a complete request head, then its body,
+        /// then to take the answer, before it is disconnected (1-120).
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = crate::server::connections::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+            value_parser = clap::value_parser!(u64).range(crate::server::connections::HEADER_READ_TIMEOUT_SECS)
+        )]
+        header_read_timeout: u64,
+        /// Seconds a keep-alive connection may wait for its next request (1-3600).
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = crate::server::connections::DEFAULT_IDLE_TIMEOUT.as_secs(),
+            value_parser = clap::value_parser!(u64).range(crate::server::connections::IDLE_TIMEOUT_SECS)
+        )]
+        idle_timeout: u64,
+        /// Open connections at most; past it, new connections wait in the
+        /// kernel's queue until one closes (1-65536; keep it under `ulimit -n`).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = crate::server::connections::DEFAULT_MAX_CONNECTIONS,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(crate::server::connections::MAX_CONNECTIONS_RANGE)
+        )]
+        max_connections: usize,
     },
     /// Serve the configured interaction actions as an MCP server over stdio.
     Mcp {
@@ -160,41 +201,134 @@ enum ToolFormat {
     Json,
 }
 
-/// Settings of the integration a command runs against.
+/// Settings of the integration a command runs against. Where the key goes
+/// is the operator's call (these flags) or the kind registry's, never the
+/// component's: see `kinds.rs`.
 #[derive(Debug, Args)]
 struct IntegrationArgs {
-    /// Base URL of the upstream API [default: the action's own, https://api.shipstation.com for ShipStation].
+    /// Base URL of the upstream API [default: the kind's API, https://api.shipstation.com for
+    /// shipstation; required for a kind this host does not know].
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
+    /// Header the key is sent in, for a kind this host does not know (built-in kinds have their
+    /// own: API-Key for shipstation).
+    #[arg(long, value_name = "NAME")]
+    credential_header: Option<String>,
     /// Wall-clock limit of the call, in seconds (10–180).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
     timeout: u64,
-    /// Read the API key from this file instead of the SHIPSTATION_API_KEY environment variable.
-    #[arg(long, value_name = "PATH")]
+    /// Read the API key from this file (mode 0600, not a symlink).
+    #[arg(long, value_name = "PATH", conflicts_with = "api_key_env")]
     api_key_file: Option<PathBuf>,
+    /// Read the API key from this environment variable [default: the kind's, SHIPSTATION_API_KEY
+    /// for shipstation].
+    #[arg(long, value_name = "VAR")]
+    api_key_env: Option<String>,
 }
 
 impl IntegrationArgs {
+    /// The operator's settings for `action`: base URL and credential header
+    /// from these flags or the kind registry, the key from the named source.
     fn settings(&self, action: &ActionComponent) -> Result<IntegrationSettings> {
         let manifest = action.manifest();
         let timeout = ActionTimeout::from_secs(self.timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
-        let base_text = self.base_url.as_deref().unwrap_or(&manifest.default_base_url);
-        let base_url = BaseUrl::parse(base_text).context("--base-url")?;
-        let api_key = match &self.api_key_file {
-            Some(path) => Some(ApiKey::from_file(path)?),
-            None => ApiKey::from_env(API_KEY_ENV)?,
-        };
-        if api_key.is_none() {
-            if let Some(cred) = &manifest.credential {
-                bail!(
-                    "this action needs a {}: set the {API_KEY_ENV} environment variable or pass --api-key-file PATH",
-                    cred.name
-                );
+        let registry = KindRegistry::builtin();
+        let operator_base = self
+            .base_url
+            .as_deref()
+            .map(|b| BaseUrl::parse(b).context("--base-url"))
+            .transpose()?;
+        let (base_url, credential) = match registry.get(&manifest.integration) {
+            Some(_) => {
+                let kind = registry.admit(manifest)?;
+                if let (Some(given), Some(cred)) = (&self.credential_header, &kind.credential) {
+                    if !cred.header.matches(given) {
+                        bail!(
+                            "--credential-header: kind `{}` sends its key in `{}`; the flag is only for kinds this \
+                             host does not know",
+                            kind.name,
+                            cred.header
+                        );
+                    }
+                }
+                let base = operator_base.unwrap_or_else(|| kind.base_url.clone());
+                (base, kind.credential.clone())
             }
+            None => self.undeclared_kind(&registry, manifest, operator_base)?,
+        };
+        let api_key = match (&self.api_key_file, &self.api_key_env) {
+            (Some(path), _) => Some(ApiKey::from_file(path)?),
+            (None, Some(var)) => ApiKey::from_env(var).context("--api-key-env")?,
+            (None, None) => match credential.as_ref().and_then(|c| c.default_env.as_deref()) {
+                Some(var) => ApiKey::from_env(var)?,
+                None => None,
+            },
+        };
+        if let (None, Some(wanted)) = (&api_key, &manifest.credential) {
+            let env = credential
+                .as_ref()
+                .and_then(|c| c.default_env.clone())
+                .map(|var| format!("set the {var} environment variable, "))
+                .unwrap_or_default();
+            bail!(
+                "this action needs a {}: {env}pass --api-key-env VAR or --api-key-file PATH",
+                credential
+                    .as_ref()
+                    .map_or_else(|| crate::error::guest_text(&wanted.name, 64), |c| c.name.clone())
+            );
         }
         let mut settings = IntegrationSettings::new(base_url, api_key);
+        settings.credential_header = credential.map(|c| c.header);
         settings.timeout = timeout;
         Ok(settings)
+    }
+
+    /// A kind the host does not know: the operator must say where its API
+    /// is (`--base-url`) and, if it needs a key, the header
+    /// (`--credential-header`); the component's own default is never used.
+    fn undeclared_kind(
+        &self,
+        registry: &KindRegistry,
+        manifest: &crate::manifest::Manifest,
+        operator_base: Option<BaseUrl>,
+    ) -> Result<(BaseUrl, Option<KindCredential>)> {
+        registry.check_requests(manifest)?;
+        let kind = crate::error::guest_text(&manifest.integration, 64);
+        let Some(base) = operator_base else {
+            bail!(
+                "the component is a `{kind}` action, a kind this host does not know, so nothing says where its key \
+                 may go; pass --base-url URL{}",
+                if manifest.credential.is_some() {
+                    " and --credential-header NAME"
+                } else {
+                    ""
+                }
+            );
+        };
+        let credential = match (&manifest.credential, &self.credential_header) {
+            (None, _) => None,
+            (Some(wanted), None) => bail!(
+                "the `{kind}` action needs a key; pass --credential-header NAME to say which header carries it \
+                 (the component asks for `{}`)",
+                crate::error::guest_text(&wanted.header, 64)
+            ),
+            (Some(wanted), Some(given)) => {
+                let header = CredentialHeader::new(given).context("--credential-header")?;
+                if !header.matches(&wanted.header) {
+                    bail!(
+                        "--credential-header is `{header}` but the component asks for its key in `{}`; the key is \
+                         sent only in the header you name, so the action would not work",
+                        crate::error::guest_text(&wanted.header, 64)
+                    );
+                }
+                Some(KindCredential {
+                    header,
+                    name: crate::error::guest_text(&wanted.name, 64),
+                    default_env: None,
+                })
+            }
+        };
+        Ok((base, credential))
     }
 }
 
@@ -233,6 +367,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Describe { component } => {
             let action = load(&engine, &component).await?;
+            KindRegistry::builtin().check_requests(action.manifest())?;
             emit(&serde_json::to_string_pretty(action.manifest())?);
             Ok(ExitCode::SUCCESS)
         }
@@ -313,9 +448,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             config,
             listen,
+            metrics_listen,
             auth_token_env,
             no_auth,
             max_concurrency,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
         } => {
             let auth_token = if no_auth {
                 if !listen.ip().is_loopback() {
@@ -334,20 +473,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if max_concurrency == 0 {
                 bail!("--max-concurrency must be at least 1");
             }
+            let limits = crate::server::ConnectionLimits {
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                max_connections,
+            };
+            limits.check()?;
             let options = crate::server::ServeOptions {
                 config: config.config,
                 auth_token,
                 max_concurrency,
             };
             let state = crate::server::ServeState::new(options).await?;
-            let listener = tokio::net::TcpListener::bind(listen)
+            let api = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let metrics = match metrics_listen {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+                ),
+                None => None,
+            };
             eprintln!(
                 "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
-                listener.local_addr()?
+                api.local_addr()?
             );
-            crate::server::serve(state, listener, shutdown_signal()).await?;
+            if let Some(metrics) = &metrics {
+                eprintln!("actionbox metrics on http://{}/metrics", metrics.local_addr()?);
+            }
+            let listeners = crate::server::Listeners { api, metrics };
+            crate::server::serve_with(state, listeners, limits, shutdown_signal()).await?;
             eprintln!("actionbox stopped after draining in-flight calls");
             Ok(ExitCode::SUCCESS)
         }

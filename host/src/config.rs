@@ -19,9 +19,20 @@
 //! method = "trackOrder"
 //! parameters.order_id.description = "Track order by Shopify order id, format: \"SHOPIFY-123456789\""
 //! ```
+//!
+//! A kind the host does not know is declared by the operator, who thereby
+//! decides where its key may go (see `kinds.rs`):
+//!
+//! ```toml
+//! [[kind]]
+//! name = "acme"
+//! base_url = "https://api.acme.example"
+//! credential_header = "X-Api-Key"
+//! ```
 
 use crate::deadline::ActionTimeout;
 use crate::integration::BaseUrl;
+use crate::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
 use crate::limits::SandboxLimits;
 use crate::secret::ApiKey;
 use anyhow::{anyhow, bail, Context, Result};
@@ -140,7 +151,8 @@ pub struct IntegrationConfig {
     pub key_source: KeySource,
     /// Call timeout (10–180 s).
     pub timeout: ActionTimeout,
-    /// Upstream base URL; `None` = the component's default.
+    /// Upstream base URL; `None` = the kind's (from the registry, never
+    /// from the component).
     pub base_url: Option<BaseUrl>,
     /// Sandbox limits.
     pub limits: SandboxLimits,
@@ -189,15 +201,28 @@ pub struct Config {
     pub integrations: Vec<IntegrationConfig>,
     /// Custom actions in file order (default actions are added when components load).
     pub actions: Vec<ActionConfig>,
+    /// The built-in kinds plus the file's `[[kind]]` declarations.
+    pub kinds: KindRegistry,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default, rename = "kind")]
+    kinds: Vec<Spanned<RawKind>>,
     #[serde(default, rename = "integration")]
     integrations: Vec<Spanned<RawIntegration>>,
     #[serde(default, rename = "action")]
     actions: Vec<Spanned<RawAction>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKind {
+    name: Spanned<String>,
+    base_url: Spanned<String>,
+    credential_header: Option<Spanned<String>>,
+    credential_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +257,8 @@ struct RawLimits {
     max_request_body_kib: Option<Spanned<u64>>,
     max_result_kib: Option<Spanned<u64>>,
     max_log_kib: Option<Spanned<u64>>,
+    max_host_resources: Option<Spanned<u64>>,
+    max_refused_requests: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +348,46 @@ impl Config {
             }
         };
 
+        let mut kinds = KindRegistry::builtin();
+        for spanned in raw.kinds {
+            let line = at.line(spanned.span().start);
+            let raw = spanned.into_inner();
+            let name = raw.name.get_ref().trim().to_string();
+            if !is_valid_tool_name(&name) {
+                return Err(at.error(
+                    at.line(raw.name.span().start),
+                    format!("kind field `name`: `{name}` is not a kind id; use 1-64 letters, digits, `_` or `-`"),
+                ));
+            }
+            let base_url = BaseUrl::parse(raw.base_url.get_ref()).map_err(|e| {
+                at.error(
+                    at.line(raw.base_url.span().start),
+                    format!("kind `{name}` field `base_url`: {e:#}"),
+                )
+            })?;
+            let credential = match &raw.credential_header {
+                Some(h) => Some(KindCredential {
+                    header: CredentialHeader::new(h.get_ref()).map_err(|e| {
+                        at.error(
+                            at.line(h.span().start),
+                            format!("kind `{name}` field `credential_header`: {e:#}"),
+                        )
+                    })?,
+                    name: raw.credential_name.clone().unwrap_or_else(|| format!("{name} API key")),
+                    default_env: None,
+                }),
+                None => None,
+            };
+            kinds
+                .declare(IntegrationKind {
+                    name,
+                    base_url,
+                    credential,
+                    declared_at: Some(format!("{}:{line}", path.display())),
+                })
+                .map_err(|e| at.error(line, format!("{e:#}")))?;
+        }
+
         let mut integrations = Vec::new();
         let mut names = BTreeSet::new();
         for spanned in raw.integrations {
@@ -355,11 +422,13 @@ impl Config {
                 }
                 (Some(env), None) => {
                     let var = env.get_ref().trim();
-                    if var.is_empty() || var.contains('=') || var.contains('\0') {
+                    if !crate::secret::is_env_var_name(var) {
                         return Err(at.error(
                             at.line(env.span().start),
                             format!(
-                                "integration `{name}` field `api_key_env`: `{var}` is not an environment variable name"
+                                "integration `{name}` field `api_key_env`: the value is not an environment variable \
+                                 name (letters, digits and `_`, not starting with a digit; not shown, in case it is \
+                                 a key); write the variable's NAME, never the key"
                             ),
                         ));
                     }
@@ -482,6 +551,7 @@ impl Config {
             path: path.to_path_buf(),
             integrations,
             actions,
+            kinds,
         })
     }
 
@@ -536,6 +606,89 @@ impl RawLimits {
         if let Some(v) = &self.max_log_kib {
             limits.max_log_bytes = usize::try_from(check(v, "max_log_kib", 0, 64 * 1024)? * 1024)?;
         }
+        if let Some(v) = &self.max_host_resources {
+            limits.max_host_resources = usize::try_from(check(v, "max_host_resources", 64, 65_536)?)?;
+        }
+        if let Some(v) = &self.max_refused_requests {
+            limits.max_refused_requests = u32::try_from(check(v, "max_refused_requests", 1, 1000)?)?;
+        }
         Ok(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("actionbox.toml"))
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let config = Config::parse(
+            include_str!("../../actionbox.example.toml"),
+            Path::new("actionbox.example.toml"),
+        )
+        .expect("actionbox.example.toml parses");
+        assert_eq!(config.integrations[0].kind, "shipstation");
+        assert_eq!(config.integrations[0].base_url, None, "the kind's base URL applies");
+    }
+
+    #[test]
+    fn operators_declare_unknown_kinds() {
+        let config = parse(
+            "[[kind]]\nname = \"acme\"\nbase_url = \"https://api.acme.example\"\ncredential_header = \"X-Api-Key\"\n",
+        )
+        .expect("valid");
+        let kind = config.kinds.get("acme").expect("declared");
+        assert_eq!(kind.base_url.to_string(), "https://api.acme.example");
+        assert_eq!(kind.declared_at.as_deref(), Some("actionbox.toml:1"));
+        assert_eq!(
+            kind.credential.as_ref().map(|c| c.header.to_string()),
+            Some("x-api-key".to_string())
+        );
+    }
+
+    #[test]
+    fn kind_declarations_are_checked() {
+        for (text, expected) in [
+            (
+                "[[kind]]\nname = \"acme\"\nbase_url = \"https://a.example\"\ncredential_header = \"Origin\"\n",
+                "actionbox.toml:4: kind `acme` field `credential_header`",
+            ),
+            (
+                "[[kind]]\nname = \"shipstation\"\nbase_url = \"https://evil.example\"\n",
+                "built in",
+            ),
+            ("[[kind]]\nname = \"acme\"\nbase_url = \"http://a.example\"\n", "unencrypted"),
+            ("[[kind]]\nname = \"acme\"\n", "missing field `base_url`"),
+            (
+                "[[kind]]\nname = \"a\"\nbase_url = \"https://a.example\"\n[[kind]]\nname = \"a\"\nbase_url = \"https://a.example\"\n",
+                "declared twice",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(format!("{e:#}").contains(expected), "{text}: {e:#}");
+        }
+    }
+
+    #[test]
+    fn api_key_env_must_be_a_variable_name_and_is_never_echoed() {
+        let text = "[[integration]]\nname = \"s\"\nkind = \"shipstation\"\ncomponent = \"c.wasm\"\n\
+                    api_key_env = \"sk live 0123456789\"\n";
+        let e = format!("{:#}", parse(text).expect_err("not a name"));
+        assert!(e.contains("api_key_env") && !e.contains("0123456789"), "{e}");
+    }
+
+    #[test]
+    fn new_limits_are_configurable_within_bounds() {
+        let base =
+            "[[integration]]\nname = \"s\"\nkind = \"shipstation\"\ncomponent = \"c.wasm\"\n[integration.limits]\n";
+        let c = parse(&format!("{base}max_host_resources = 256\nmax_refused_requests = 4\n")).expect("valid");
+        assert_eq!(c.integrations[0].limits.max_host_resources, 256);
+        assert_eq!(c.integrations[0].limits.max_refused_requests, 4);
+        let e = parse(&format!("{base}max_host_resources = 10\n")).expect_err("too few");
+        assert!(format!("{e:#}").contains("allowed 64–65536"), "{e:#}");
     }
 }

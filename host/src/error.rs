@@ -179,9 +179,9 @@ impl std::error::Error for InvokeError {}
 /// Longest message taken from a guest, in bytes.
 pub const MAX_GUEST_MESSAGE_BYTES: usize = 4 * 1024;
 
-/// Make text that came from an untrusted action safe to print: control
-/// characters (terminal escape sequences, newlines meant to forge log lines)
-/// become `\u{..}` escapes, and it is cut to `max` bytes.
+/// Make text that came from an untrusted action safe to print: characters
+/// that can forge, hide or reorder what a person reads become `\u{..}`
+/// escapes (see [`needs_escape`]), and it is cut to `max` bytes (then `…`).
 pub fn guest_text(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max));
     for c in text.chars() {
@@ -189,13 +189,41 @@ pub fn guest_text(text: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if needs_escape(c) {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// Characters [`guest_text`] escapes, and why:
+/// - `char::is_control`: C0 (ESC starts terminal escape sequences, CR/LF forge
+///   log lines), DEL, and C1 (U+0080–U+009F; U+009B is a one-byte CSI and
+///   U+0085 NEL a line break on some terminals);
+/// - U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR: line breaks in
+///   JavaScript, JSON viewers and some log tools, so they forge lines too;
+/// - bidirectional controls — U+061C ARABIC LETTER MARK, U+200E/U+200F
+///   LRM/RLM, U+202A–U+202E embeddings and overrides, U+2066–U+2069 isolates:
+///   they reorder the text shown around them ("Trojan Source", CVE-2021-42574),
+///   so a message can display something other than what it says;
+/// - invisible format characters — U+200B–U+200D zero width space, non-joiner
+///   and joiner, U+2060–U+2064 word joiner and invisible operators, U+FEFF
+///   zero width no-break space (BOM): they hide text or make two different
+///   strings look the same.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 impl From<ActionError> for InvokeError {
@@ -230,5 +258,52 @@ mod tests {
         assert_eq!(guest_text("a\u{1b}[2Jb\nc", 100), "a\\u{1b}[2Jb\\u{a}c");
         assert_eq!(guest_text("héllo wörld", 4), "hél…");
         assert_eq!(guest_text("plain", 100), "plain");
+    }
+
+    #[test]
+    fn c1_controls_are_escaped() {
+        // U+009B is a one-byte CSI: `\u{9b}2J` clears some terminals.
+        assert_eq!(guest_text("a\u{9b}2Jb", 100), "a\\u{9b}2Jb");
+        assert_eq!(guest_text("a\u{85}b", 100), "a\\u{85}b");
+        assert_eq!(guest_text("\u{80}\u{9f}\u{7f}", 100), "\\u{80}\\u{9f}\\u{7f}");
+    }
+
+    #[test]
+    fn bidi_and_invisible_format_characters_are_escaped() {
+        let escaped = [
+            0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
+            0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0x2066, 0x2067, 0x2068, 0x2069, 0xFEFF,
+        ];
+        for code in escaped {
+            let c = char::from_u32(code).expect("scalar");
+            assert_eq!(
+                guest_text(&format!("x{c}y"), 100),
+                format!("x\\u{{{code:x}}}y"),
+                "U+{code:04X}"
+            );
+        }
+        // Neighbours of the ranges are ordinary text and pass through.
+        for code in [
+            0x061B, 0x061D, 0x200A, 0x2010, 0x2027, 0x202F, 0x205F, 0x2065, 0x206A, 0xFEFE, 0xFF00,
+        ] {
+            let c = char::from_u32(code).expect("scalar");
+            assert_eq!(guest_text(&format!("x{c}y"), 100), format!("x{c}y"), "U+{code:04X}");
+        }
+    }
+
+    #[test]
+    fn trojan_source_override_cannot_reorder_a_message() {
+        let shown = guest_text("order 1001 \u{202E}dednufer\u{202C} shipped", 100);
+        assert_eq!(shown, "order 1001 \\u{202e}dednufer\\u{202c} shipped");
+        assert!(!shown.chars().any(needs_escape));
+    }
+
+    #[test]
+    fn escaping_keeps_the_length_cap() {
+        let out = guest_text(&"\u{202E}".repeat(1000), 64);
+        assert!(out.len() <= 64 + "\\u{202e}".len() + '…'.len_utf8(), "{}", out.len());
+        assert!(out.ends_with('…'));
+        assert_eq!(guest_text(&"a".repeat(10), 10), "aaaaaaaaaa");
+        assert_eq!(guest_text(&"a".repeat(11), 10), "aaaaaaaaaa…");
     }
 }

@@ -2,6 +2,7 @@
 //! take, which key to inject and the per-instance limits.
 
 use crate::deadline::ActionTimeout;
+use crate::kinds::CredentialHeader;
 use crate::limits::SandboxLimits;
 use crate::secret::ApiKey;
 use anyhow::{bail, Context, Result};
@@ -81,15 +82,46 @@ impl BaseUrl {
         self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
-    /// Whether the operator pointed the base URL itself at a non-public
-    /// address (loopback, private range, …). Only then may the action's
-    /// requests reach such addresses.
-    pub fn targets_private_network(&self) -> bool {
-        self.host == "localhost"
-            || self
-                .host
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| !crate::outbound::is_public_address(ip))
+    /// Which non-public addresses requests to this base URL may reach. Only
+    /// the operator writes a base URL, so only the operator can open these:
+    /// `localhost` opens loopback (not every private range); a non-public IP
+    /// literal opens exactly that address; anything else opens nothing.
+    pub fn non_public_scope(&self) -> NonPublicScope {
+        if self.host == "localhost" {
+            return NonPublicScope::Loopback;
+        }
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) if !crate::address::is_public_address(ip) => NonPublicScope::Exactly(ip),
+            _ => NonPublicScope::None,
+        }
+    }
+
+    /// Whether `other` has the same scheme, host and port.
+    pub fn same_origin(&self, other: &BaseUrl) -> bool {
+        self.scheme == other.scheme && self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+    }
+
+    /// The `Host` header for requests to this base URL: the host (IPv6 in
+    /// brackets), with the port only when it is not the scheme's default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == self.default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.scheme == "https" {
+            443
+        } else {
+            80
+        }
     }
 
     /// `host:port`, IPv6 in brackets.
@@ -104,16 +136,29 @@ impl BaseUrl {
 
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let default_port = if self.scheme == "https" { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default_port {
-            write!(f, "{}://{}{}", self.scheme, host, self.path_prefix)
-        } else {
-            write!(f, "{}://{}:{}{}", self.scheme, host, self.port, self.path_prefix)
+        write!(f, "{}://{}{}", self.scheme, self.host_header(), self.path_prefix)
+    }
+}
+
+/// The non-public addresses an integration's requests may reach (see
+/// [`BaseUrl::non_public_scope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonPublicScope {
+    /// Public addresses only.
+    None,
+    /// Loopback addresses too (the base URL names `localhost`).
+    Loopback,
+    /// This one address too (the base URL is that IP literal).
+    Exactly(IpAddr),
+}
+
+impl NonPublicScope {
+    /// Whether a non-public `ip` is within the scope.
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            NonPublicScope::None => false,
+            NonPublicScope::Loopback => ip.is_loopback() || ip.to_canonical().is_loopback(),
+            NonPublicScope::Exactly(allowed) => ip.to_canonical() == allowed.to_canonical(),
         }
     }
 }
@@ -142,8 +187,13 @@ pub struct IntegrationSettings {
     pub base_url: BaseUrl,
     /// Wall-clock limit of one call (10–180 s).
     pub timeout: ActionTimeout,
-    /// Injected as the manifest's credential header; `None` sends no key.
+    /// The key; `None` sends no key.
     pub api_key: Option<ApiKey>,
+    /// The header the key goes in, as the operator names it. `None`: the
+    /// built-in kind registry's header for the component's kind
+    /// ([`crate::kinds::KindRegistry::builtin`]); for a kind it does not know,
+    /// no key is sent and a call that needs one fails.
+    pub credential_header: Option<CredentialHeader>,
     /// Per-call sandbox limits.
     pub limits: SandboxLimits,
     /// Addresses to use for host names instead of DNS (like curl's
@@ -158,6 +208,7 @@ impl IntegrationSettings {
             base_url,
             timeout: ActionTimeout::default(),
             api_key,
+            credential_header: None,
             limits: SandboxLimits::default(),
             pinned_addresses: BTreeMap::new(),
         }
@@ -176,12 +227,35 @@ mod tests {
             ("api.shipstation.com", 443, "")
         );
         assert_eq!(b.to_string(), "https://api.shipstation.com");
-        assert!(!b.targets_private_network());
+        assert_eq!(b.non_public_scope(), NonPublicScope::None);
         let b = BaseUrl::parse("http://127.0.0.1:8080/mock/").expect("valid");
         assert_eq!(b.to_string(), "http://127.0.0.1:8080/mock");
-        assert!(b.targets_private_network());
+        assert_eq!(b.host_header(), "127.0.0.1:8080");
         let b = BaseUrl::parse("http://[::1]:9/").expect("valid");
         assert_eq!(b.authority(), "[::1]:9");
+        assert_eq!(b.host_header(), "[::1]:9");
+    }
+
+    #[test]
+    fn only_the_operators_base_url_opens_non_public_addresses() {
+        let lo = BaseUrl::parse("http://localhost:8080").expect("valid");
+        assert_eq!(lo.non_public_scope(), NonPublicScope::Loopback);
+        let scope = lo.non_public_scope();
+        assert!(scope.allows("127.0.0.1".parse().expect("ip")));
+        assert!(scope.allows("::1".parse().expect("ip")));
+        assert!(!scope.allows("10.0.0.1".parse().expect("ip")));
+        assert!(!scope.allows("169.254.169.254".parse().expect("ip")));
+        let one = BaseUrl::parse("https://10.1.2.3:8443")
+            .expect("valid")
+            .non_public_scope();
+        assert!(one.allows("10.1.2.3".parse().expect("ip")));
+        assert!(one.allows("::ffff:10.1.2.3".parse().expect("ip")));
+        assert!(!one.allows("10.1.2.4".parse().expect("ip")));
+        assert!(!one.allows("127.0.0.1".parse().expect("ip")));
+        let public = BaseUrl::parse("https://api.shipstation.com")
+            .expect("valid")
+            .non_public_scope();
+        assert!(!public.allows("127.0.0.1".parse().expect("ip")));
     }
 
     #[test]

@@ -13,7 +13,8 @@ use crate::deadline::ActionDeadline;
 use crate::engine::{ActionComponent, InstanceSlots};
 use crate::error::InvokeError;
 use crate::integration::IntegrationSettings;
-use crate::limits::{MemoryLimitExceeded, SandboxLimits, SandboxViolation};
+use crate::kinds::{CredentialHeader, KindRegistry};
+use crate::limits::{CallStopped, MemoryLimitExceeded, SandboxLimits, SandboxViolation};
 use crate::manifest::Manifest;
 use crate::outbound::{OutboundHooks, OutboundPolicy, OutboundRecord};
 use crate::state::{millis, GuestLogLine, HostState};
@@ -43,8 +44,11 @@ pub struct InvocationReport {
     /// The JSON result, or why there is none.
     #[serde(serialize_with = "serialize_outcome")]
     pub outcome: Result<serde_json::Value, InvokeError>,
-    /// Every outbound request, in order.
+    /// Every outbound request, in order (up to `max_outbound_requests +
+    /// max_refused_requests`; see `outbound_dropped`).
     pub outbound: Vec<OutboundRecord>,
+    /// Requests past the record cap, counted only.
+    pub outbound_dropped: u64,
     /// The action's log lines.
     pub guest_log: Vec<GuestLogLine>,
     /// Log lines dropped past the log budget.
@@ -55,8 +59,11 @@ pub struct InvocationReport {
     pub deadline_ms: u64,
     /// Highest linear-memory size the action reached, in bytes.
     pub peak_memory_bytes: usize,
-    /// What the sandbox stopped during the call.
+    /// What the sandbox stopped during the call (the first
+    /// `outbound::MAX_VIOLATIONS_KEPT`).
     pub violations: Vec<SandboxViolation>,
+    /// Violations past that cap, counted only.
+    pub violations_dropped: u64,
 }
 
 fn serialize_outcome<S: serde::Serializer>(
@@ -89,12 +96,14 @@ impl InvocationReport {
             method: method.to_string(),
             outcome: Err(error),
             outbound: Vec::new(),
+            outbound_dropped: 0,
             guest_log: Vec::new(),
             guest_log_dropped: 0,
             elapsed_ms: 0,
             deadline_ms: 0,
             peak_memory_bytes: 0,
             violations: Vec::new(),
+            violations_dropped: 0,
         }
     }
 }
@@ -103,9 +112,13 @@ fn new_store(pre: &SmartActionPre<HostState>, state: HostState) -> Store<HostSta
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
     // Check at the next tick, then every tick: yield to the executor so other
-    // calls progress, or trap once this call's deadline has passed.
+    // calls progress, trap once this call's deadline has passed, or trap when
+    // a hook asked for the call to be stopped.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {
+        if let Some(reason) = ctx.data().stop.reason() {
+            return Err(CallStopped(reason.to_string()).into());
+        }
         if ctx.data().deadline.is_past() {
             Ok(UpdateDeadline::Interrupt)
         } else {
@@ -123,21 +136,26 @@ pub(crate) async fn describe(
     memory_bytes: usize,
 ) -> Result<Manifest> {
     let deadline = ActionDeadline::start(DESCRIBE_TIMEOUT);
+    let _slot = slots.acquire().await;
+    let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
+    let limits = SandboxLimits {
+        memory_bytes,
+        ..SandboxLimits::default()
+    };
+    let state = HostState::new(hooks, BTreeMap::new(), limits, deadline);
+    let mut store = new_store(pre, state);
     let call = async {
-        let _slot = slots.acquire().await;
-        let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
-        let limits = SandboxLimits {
-            memory_bytes,
-            ..SandboxLimits::default()
-        };
-        let state = HostState::new(hooks, BTreeMap::new(), limits, deadline);
-        let mut store = new_store(pre, state);
         let action = pre.instantiate_async(&mut store).await?;
         action.call_describe(&mut store).await
     };
     match tokio::time::timeout(deadline.remaining(), call).await {
         Ok(Ok(m)) => Ok(m.into()),
-        Ok(Err(e)) => Err(e.into()),
+        // A trap's text carries guest-chosen names (its backtrace): report
+        // what happened in the host's words, with guest text defused.
+        Ok(Err(e)) => {
+            let failure = classify_failure(e, store.data(), &deadline);
+            anyhow::bail!("{}: {}", failure.kind(), failure.message())
+        }
         Err(_) => anyhow::bail!("describe() did not return within {} s", DESCRIBE_TIMEOUT.as_secs()),
     }
 }
@@ -152,12 +170,14 @@ impl ActionComponent {
             method: method.to_string(),
             outcome: Ok(serde_json::Value::Null),
             outbound: Vec::new(),
+            outbound_dropped: 0,
             guest_log: Vec::new(),
             guest_log_dropped: 0,
             elapsed_ms: 0,
             deadline_ms: millis(deadline.limit()),
             peak_memory_bytes: 0,
             violations: Vec::new(),
+            violations_dropped: 0,
         };
         let manifest = self.manifest();
         if manifest.method(method).is_none() {
@@ -169,34 +189,29 @@ impl ActionComponent {
             });
             return report;
         }
-        let policy = match OutboundPolicy::new(
-            integration.base_url.clone(),
-            &manifest.outbound_hosts,
-            manifest.credential.as_ref().map(|c| c.header.as_str()),
-            integration.api_key.clone(),
-            &integration.limits,
-        ) {
-            Ok(mut p) => {
-                p.pinned_addresses = integration.pinned_addresses.clone();
-                p
-            }
-            Err(e) => {
-                report.outcome = Err(InvokeError::Host {
-                    message: format!("{e:#}"),
-                });
+        let credential_header = match credential_header(manifest, integration) {
+            Ok(h) => h,
+            Err(message) => {
+                report.outcome = Err(InvokeError::Host { message });
                 return report;
             }
         };
+        let mut policy = OutboundPolicy::new(
+            integration.base_url.clone(),
+            &manifest.outbound_hosts,
+            credential_header,
+            integration.api_key.clone(),
+            &integration.limits,
+        );
+        policy.pinned_addresses = integration.pinned_addresses.clone();
         if !policy.manifest_allows_base {
             tracing::warn!(
-                "the action's manifest declares hosts {:?}, not the base URL host `{}`; every request it makes will be denied",
-                manifest.outbound_hosts,
+                "the action's manifest does not declare the base URL host `{}`; every request it makes will be denied",
                 integration.base_url.host
             );
         }
         let hooks = OutboundHooks::new(Arc::new(policy), deadline).with_pool(self.connections.clone());
-        let outbound_log = hooks.log.clone();
-        let violations = hooks.violations.clone();
+        let recorder = hooks.recorder.clone();
         let settings = BTreeMap::from([("base-url".to_string(), integration.base_url.to_string())]);
         let state = HostState::new(hooks, settings, integration.limits, deadline);
         // With a pool, wait for a free slot first; the wait counts against
@@ -239,17 +254,30 @@ impl ActionComponent {
         report.elapsed_ms = millis(deadline.elapsed());
         drop(store);
         drop(slot);
-        report.outbound = outbound_log.lock().map(|l| l.clone()).unwrap_or_default();
-        report.violations = violations.lock().map(|v| v.clone()).unwrap_or_default();
+        report.outbound = recorder.records();
+        report.outbound_dropped = recorder.records_dropped();
+        report.violations = recorder.violations();
+        report.violations_dropped = recorder.violations_dropped();
         // The host knows exactly what it stopped; when the call failed after
         // that, its account replaces the guest's (e.g. a guest that reports
-        // "connection failed" after its request was refused).
-        if let (Err(e), Some(v)) = (&report.outcome, report.violations.first()) {
-            if !matches!(e, InvokeError::Timeout { .. } | InvokeError::MemoryLimit { .. }) {
-                report.outcome = Err(match v.clone() {
-                    SandboxViolation::Denied { message } => InvokeError::Denied { message },
-                    SandboxViolation::LimitExceeded { message } => InvokeError::LimitExceeded { message },
-                });
+        // "connection failed" after its request was refused). A reflected key
+        // is the upstream's doing, never the call's outcome; a call the host
+        // stopped or cut off keeps that account.
+        let first_stop = report.violations.iter().find_map(|v| match v {
+            SandboxViolation::Denied { message } => Some(InvokeError::Denied {
+                message: message.clone(),
+            }),
+            SandboxViolation::LimitExceeded { message } => Some(InvokeError::LimitExceeded {
+                message: message.clone(),
+            }),
+            SandboxViolation::KeyReflected { .. } => None,
+        });
+        if let (Err(e), Some(stop)) = (&report.outcome, first_stop) {
+            if !matches!(
+                e,
+                InvokeError::Timeout { .. } | InvokeError::MemoryLimit { .. } | InvokeError::LimitExceeded { .. }
+            ) {
+                report.outcome = Err(stop);
             }
         }
         if let Err(e) = &report.outcome {
@@ -268,8 +296,60 @@ fn timeout_error(deadline: &ActionDeadline) -> InvokeError {
     }
 }
 
+/// The header the key goes in for this call: the operator's, or the
+/// built-in registry's for the component's kind. A component may only ask
+/// for that very header; a call that needs a key nobody placed fails.
+fn credential_header(
+    manifest: &Manifest,
+    integration: &IntegrationSettings,
+) -> Result<Option<CredentialHeader>, String> {
+    let header = integration.credential_header.clone().or_else(|| {
+        KindRegistry::builtin()
+            .get(&manifest.integration)
+            .and_then(|k| k.credential.as_ref().map(|c| c.header.clone()))
+    });
+    let Some(requested) = &manifest.credential else {
+        // The action asked for no key: none is sent.
+        return Ok(None);
+    };
+    match header {
+        Some(h) if h.matches(&requested.header) => Ok(Some(h)),
+        Some(h) => Err(format!(
+            "the action asks for its key in header `{}`, but the operator's credential header is `{h}`; the key is \
+             sent only where the operator says",
+            crate::error::guest_text(&requested.header, 64)
+        )),
+        None if integration.api_key.is_none() => Ok(None),
+        None => Err(format!(
+            "no credential header is named for kind `{}`, which this host does not know; declare the kind \
+             ([[kind]] with credential_header in actionbox.toml, or --credential-header)",
+            crate::error::guest_text(&manifest.integration, 64)
+        )),
+    }
+}
+
 /// Turn a trap or host error into the right typed error.
 fn classify_failure(e: wasmtime::Error, state: &HostState, deadline: &ActionDeadline) -> InvokeError {
+    if let Some(stopped) = e.downcast_ref::<CallStopped>() {
+        return InvokeError::LimitExceeded {
+            message: stopped.0.clone(),
+        };
+    }
+    let table_full = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    });
+    if table_full {
+        return InvokeError::LimitExceeded {
+            message: format!(
+                "the action held more than {} host resources at once (header fields, requests, bodies, streams, \
+                 pollables) and was stopped (limits.max_host_resources)",
+                state.limiter.limits().max_host_resources
+            ),
+        };
+    }
     if state.limiter.memory_limit_hit || e.downcast_ref::<MemoryLimitExceeded>().is_some() {
         let message = e
             .downcast_ref::<MemoryLimitExceeded>()

@@ -5,8 +5,10 @@
 //! - [`artifact_cache`]: precompiled components, keyed by content and engine;
 //! - [`invoke`]: running one call in a fresh store under its deadline;
 //! - [`deadline`]: the 10–180 s timeout and the per-call deadline;
-//! - [`outbound`]: the `wasi:http` hook — allowlist, address checks, key injection;
-//! - [`limits`]: memory and table limits per instance;
+//! - [`kinds`]: the integration-kind registry — where each kind's key may go (the trust boundary);
+//! - [`outbound`]: the `wasi:http` hook — origin check, address checks, key injection and scrubbing;
+//! - [`address`]: the IANA special-purpose address ranges the hook refuses;
+//! - [`limits`]: every per-call limit (memory, host resources, requests, log, …);
 //! - [`state`]: the store's data (WASI contexts with every capability off, guest log);
 //! - [`integration`]: base URL, timeout, key and limits of an integration;
 //! - [`secret`]: the API key type that never prints;
@@ -29,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod address;
 pub mod artifact_cache;
 pub mod bindings;
 pub mod catalog;
@@ -41,6 +44,7 @@ pub mod engine;
 pub mod error;
 pub mod integration;
 pub mod invoke;
+pub mod kinds;
 pub mod limits;
 pub mod manifest;
 pub mod mcp;
@@ -57,4 +61,5 @@ pub use engine::{ActionComponent, ActionEngine};
 pub use error::InvokeError;
 pub use integration::{BaseUrl, IntegrationSettings};
 pub use invoke::InvocationReport;
+pub use kinds::{CredentialHeader, KindRegistry};
 pub use secret::ApiKey;

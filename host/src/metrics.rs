@@ -24,16 +24,49 @@ struct Counters {
     timeouts: u64,
     denials: u64,
     limit_breaches: u64,
-    saturated: BTreeMap<String, u64>,
+    /// Responses in which an upstream reflected an integration's key (scrubbed).
+    keys_reflected: u64,
+    /// (route, integration) → calls refused for saturation.
+    saturated: BTreeMap<(&'static str, String), u64>,
     unauthenticated: u64,
+    /// Why the server closed connections itself → how many.
+    connections_closed: BTreeMap<ConnectionClose, u64>,
+}
+
+/// Why the server closed a connection the client had not closed: the
+/// counters that show a slow or idle client being cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnectionClose {
+    /// No complete request head in time (slowloris).
+    HeaderReadTimeout,
+    /// An answer the client did not read in time.
+    WriteTimeout,
+    /// A keep-alive connection unused for the idle timeout.
+    IdleTimeout,
+    /// Shutdown found it without a request in flight.
+    Shutdown,
+}
+
+impl ConnectionClose {
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::HeaderReadTimeout => "header-read-timeout",
+            Self::WriteTimeout => "write-timeout",
+            Self::IdleTimeout => "idle-timeout",
+            Self::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// Invocations by action and outcome, latency, outbound calls by status,
-/// timeouts, denials, saturation, in-flight calls.
+/// timeouts, denials, saturation, in-flight calls, open connections and the
+/// connections the server cut off.
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
     in_flight: AtomicI64,
+    open_connections: AtomicI64,
 }
 
 /// Counts one call in flight until dropped.
@@ -42,6 +75,15 @@ pub struct InFlight<'a>(&'a Metrics);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one open connection until dropped.
+pub struct OpenConnection<'a>(&'a Metrics);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -87,14 +129,34 @@ impl Metrics {
             match v {
                 SandboxViolation::Denied { .. } => c.denials += 1,
                 SandboxViolation::LimitExceeded { .. } => c.limit_breaches += 1,
+                SandboxViolation::KeyReflected { .. } => c.keys_reflected += 1,
             }
         }
     }
 
-    /// A call of `action` was refused for saturation.
-    pub fn saturated(&self, action: &str) {
+    /// A request on `route` (`invoke`, `session-start`, `test`) was refused
+    /// because `integration` was at its concurrency bound.
+    pub fn saturated(&self, route: &'static str, integration: &str) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.saturated.entry(action.to_string()).or_default() += 1;
+            *c.saturated.entry((route, integration.to_string())).or_default() += 1;
+        }
+    }
+
+    /// A connection was accepted; it counts as open until the guard drops.
+    pub fn connection_opened(&self) -> OpenConnection<'_> {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// The server closed a connection for `reason`.
+    pub fn connection_closed(&self, reason: ConnectionClose) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.connections_closed.entry(reason).or_default() += 1;
         }
     }
 
@@ -166,6 +228,11 @@ impl Metrics {
                 c.limit_breaches,
             ),
             (
+                "actionbox_keys_reflected_total",
+                "Upstream responses that carried an integration's key back (scrubbed before the action saw them).",
+                c.keys_reflected,
+            ),
+            (
                 "actionbox_unauthenticated_total",
                 "API requests without a valid bearer token.",
                 c.unauthenticated,
@@ -175,11 +242,30 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {n}");
         }
-        let _ = writeln!(out, "# HELP actionbox_saturated_total Calls refused with 429 because the integration was at its concurrency bound.");
+        let _ = writeln!(out, "# HELP actionbox_saturated_total Requests refused with 429 because an integration was at its concurrency bound, by route and integration.");
         let _ = writeln!(out, "# TYPE actionbox_saturated_total counter");
-        for (action, n) in &c.saturated {
-            let _ = writeln!(out, "actionbox_saturated_total{{action=\"{}\"}} {n}", escape(action));
+        for ((route, integration), n) in &c.saturated {
+            let _ = writeln!(
+                out,
+                "actionbox_saturated_total{{route=\"{route}\",integration=\"{}\"}} {n}",
+                escape(integration)
+            );
         }
+        let _ = writeln!(
+            out,
+            "# HELP actionbox_connections_closed_total Connections the server closed itself, by reason (slow, idle or at shutdown)."
+        );
+        let _ = writeln!(out, "# TYPE actionbox_connections_closed_total counter");
+        for (reason, n) in &c.connections_closed {
+            let _ = writeln!(
+                out,
+                "actionbox_connections_closed_total{{reason=\"{}\"}} {n}",
+                reason.label()
+            );
+        }
+        let _ = writeln!(out, "# HELP actionbox_open_connections Client connections open now.");
+        let _ = writeln!(out, "# TYPE actionbox_open_connections gauge");
+        let _ = writeln!(out, "actionbox_open_connections {}", self.open_connections());
         let _ = writeln!(out, "# HELP actionbox_in_flight Calls running now.");
         let _ = writeln!(out, "# TYPE actionbox_in_flight gauge");
         let _ = writeln!(out, "actionbox_in_flight {}", self.in_flight());

@@ -3,7 +3,7 @@
 
 use crate::bindings::{log, settings, types};
 use crate::deadline::ActionDeadline;
-use crate::limits::{InstanceLimiter, SandboxLimits};
+use crate::limits::{CallStop, InstanceLimiter, SandboxLimits};
 use crate::outbound::OutboundHooks;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,6 +16,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 pub const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
 /// Longest single guest log line kept, in bytes.
 pub const GUEST_LOG_LINE_BYTES: usize = 4 * 1024;
+/// What each kept log line costs against the log budget on top of its text:
+/// the line's own bookkeeping. Without it, empty lines would cost nothing
+/// and ten million of them would all be kept (measured: ~900 MB).
+pub const GUEST_LOG_LINE_OVERHEAD_BYTES: usize = 64;
 
 /// One line the action logged.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -55,12 +59,18 @@ pub struct HostState {
     pub deadline: ActionDeadline,
     /// The guest's captured stderr.
     pub stderr: MemoryOutputPipe,
+    /// Set when the host wants the call stopped (see [`CallStop`]).
+    pub stop: CallStop,
 }
 
 impl HostState {
     /// State for one invocation. The WASI context grants nothing: no
     /// preopened directories, no environment, no arguments, no stdin, no
     /// sockets or name lookups; stdout is discarded and stderr captured.
+    ///
+    /// The resource table holds at most `limits.max_host_resources` entries:
+    /// every header map, request, body, stream and pollable the guest holds
+    /// is host memory that its own memory cap does not see.
     pub fn new(
         outbound: OutboundHooks,
         settings: BTreeMap<String, String>,
@@ -76,10 +86,14 @@ impl HostState {
             .build();
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(limits.max_header_bytes);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_host_resources);
+        let stop = outbound.call_stop();
         Self {
             wasi,
             http,
-            table: ResourceTable::new(),
+            table,
+            stop,
             outbound,
             settings,
             guest_log: GuestLog {
@@ -132,15 +146,21 @@ impl settings::Host for HostState {
 }
 
 impl log::Host for HostState {
+    /// Keep the line within the call's log budget (text plus
+    /// [`GUEST_LOG_LINE_OVERHEAD_BYTES`] a line; past it, lines are only
+    /// counted). Kept lines are also traced at `debug` whatever level the
+    /// guest chose: what a guest writes must never decide what the
+    /// operator's log shows at its default level. They reach people through
+    /// the invocation report and the Action Debugger.
     fn write(&mut self, level: log::Level, message: String) {
         let at_ms = u64::try_from(self.deadline.elapsed().as_millis()).unwrap_or(u64::MAX);
         let log = &mut self.guest_log;
-        if log.bytes >= log.budget {
+        if log.bytes.saturating_add(GUEST_LOG_LINE_OVERHEAD_BYTES) > log.budget {
             log.dropped += 1;
             return;
         }
         let message = crate::error::guest_text(&message, GUEST_LOG_LINE_BYTES);
-        log.bytes += message.len();
+        log.bytes += message.len() + GUEST_LOG_LINE_OVERHEAD_BYTES;
         let level_name = match level {
             log::Level::Trace => "trace",
             log::Level::Debug => "debug",
@@ -148,13 +168,7 @@ impl log::Host for HostState {
             log::Level::Warn => "warn",
             log::Level::Error => "error",
         };
-        match level {
-            log::Level::Trace => tracing::trace!(target: "actionbox::guest", "{message}"),
-            log::Level::Debug => tracing::debug!(target: "actionbox::guest", "{message}"),
-            log::Level::Info => tracing::info!(target: "actionbox::guest", "{message}"),
-            log::Level::Warn => tracing::warn!(target: "actionbox::guest", "{message}"),
-            log::Level::Error => tracing::error!(target: "actionbox::guest", "{message}"),
-        }
+        tracing::debug!(target: "actionbox::guest", level = level_name, "{message}");
         log.lines.push(GuestLogLine {
             level: level_name,
             message,

@@ -23,7 +23,7 @@ proptest! {
         let parsed = BaseUrl::parse(&text).expect("valid https URL");
         let reparsed = BaseUrl::parse(&parsed.to_string()).expect("printed form parses");
         prop_assert_eq!(&parsed, &reparsed);
-        prop_assert!(!parsed.targets_private_network());
+        prop_assert_eq!(parsed.non_public_scope(), actionbox::integration::NonPublicScope::None);
         prop_assert_eq!(parsed.host, host);
     }
 
@@ -44,7 +44,5 @@ proptest! {
         let k = ApiKey::new(&key).expect("printable ASCII is a valid key");
         prop_assert_eq!(format!("{k}"), "[redacted]");
         prop_assert_eq!(format!("{k:?}"), "ApiKey([redacted])");
-        let wrapped = format!("x{key}x");
-        prop_assert!(k.appears_in(&wrapped));
     }
 }

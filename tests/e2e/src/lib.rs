@@ -180,3 +180,410 @@ pub async fn run_actionbox(args: &[&str], key: Option<&str>) -> CliOutput {
     .await
     .expect("join")
 }
+
+/// The hostile component with a second linear memory plugged in
+/// (`tests/hostile-guest`, feature `two-memories`, composed with its
+/// `grower.wat` by `make build`): every attack, `multi-memory` included.
+pub fn hostile_two_memories_path() -> PathBuf {
+    let p = workspace_root().join("target/hostile-guest/hostile_two_memories.wasm");
+    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
+    p
+}
+
+/// The hostile-manifest variants (`tests/hostile-manifest`, one cargo feature
+/// each), as `make build` names them under `target/hostile-manifests/`.
+pub const HOSTILE_MANIFEST_VARIANTS: &[&str] = &[
+    "foreign-base-url",
+    "private-default",
+    "reflected-header",
+    "unknown-kind-reflected-header",
+    "describe-loop",
+    "describe-panic",
+    "huge-manifest",
+    "many-methods",
+    "escape-sequences",
+];
+
+/// `target/hostile-manifests/<variant>.wasm`; `default` is the valid one.
+pub fn hostile_manifest_path(variant: &str) -> PathBuf {
+    let p = workspace_root().join(format!("target/hostile-manifests/{variant}.wasm"));
+    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
+    p
+}
+
+/// Bytes of each output stream a [`BoundedRun`] keeps; the rest is counted.
+const KEPT_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// What a time-bounded `actionbox` run printed, and how long it took.
+pub struct BoundedRun {
+    /// Exit code; -1 when killed by a signal (e.g. at the time bound).
+    pub code: i32,
+    /// The first MiB of standard output.
+    pub stdout: String,
+    /// The first MiB of standard error.
+    pub stderr: String,
+    /// Bytes written to standard output in all.
+    pub stdout_bytes: u64,
+    /// Bytes written to standard error in all.
+    pub stderr_bytes: u64,
+    /// Wall-clock time from start to exit (or to the kill).
+    pub elapsed: std::time::Duration,
+    /// Whether it was still running at the bound and had to be killed.
+    pub timed_out: bool,
+}
+
+/// Read `stream` to its end, keeping the first [`KEPT_OUTPUT_BYTES`]; returns
+/// what was kept and the total byte count.
+fn drain_bounded(mut stream: impl std::io::Read) -> (Vec<u8>, u64) {
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return (kept, total),
+            Ok(n) => {
+                total += n as u64;
+                let room = KEPT_OUTPUT_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+/// Run the `actionbox` binary with `args` and `env` as an operator would
+/// (no `RUST_LOG`, no `SHIPSTATION_API_KEY` unless `env` sets them, standard
+/// input closed), killing it if it is still running after `bound`. Blocking:
+/// call it from `spawn_blocking` in async tests.
+pub fn run_actionbox_bounded(args: &[&str], env: &[(&str, &str)], bound: std::time::Duration) -> BoundedRun {
+    run_actionbox_bounded_with_input(args, env, None, bound)
+}
+
+/// [`run_actionbox_bounded`], writing `input` (when given) to its standard
+/// input before closing it.
+pub fn run_actionbox_bounded_with_input(
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: Option<&str>,
+    bound: std::time::Duration,
+) -> BoundedRun {
+    use std::process::{Command, Stdio};
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new(actionbox_bin());
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SHIPSTATION_API_KEY")
+        .env_remove("ACTIONBOX_CONFIG")
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("actionbox starts");
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(input.as_bytes());
+        });
+    }
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || drain_bounded(stdout));
+    let err_reader = std::thread::spawn(move || drain_bounded(stderr));
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for actionbox") {
+            break status;
+        }
+        if started.elapsed() >= bound {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait for the killed actionbox");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    let (stdout, stdout_bytes) = out_reader.join().expect("stdout reader");
+    let (stderr, stderr_bytes) = err_reader.join().expect("stderr reader");
+    BoundedRun {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stdout_bytes,
+        stderr_bytes,
+        elapsed,
+        timed_out,
+    }
+}
+
+/// What a [`ServeProcess`] has written to standard error so far.
+#[derive(Debug, Default)]
+struct StderrTally {
+    /// The first MiB.
+    head: Vec<u8>,
+    /// Every byte, counted.
+    bytes: u64,
+}
+
+/// `actionbox serve` as a child process (the real binary, so its memory can
+/// be measured on its own), on a loopback port it picks itself. Killed when
+/// dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stderr: std::sync::Arc<std::sync::Mutex<StderrTally>>,
+}
+
+impl ServeProcess {
+    /// Start `actionbox serve --config <config> --listen 127.0.0.1:0 --no-auth`
+    /// with `env` (no `RUST_LOG`: the operator's default), and wait up to
+    /// `bound` for it to say where it listens. When it exits (or stays
+    /// silent) instead, the run is returned as the error. Blocking.
+    pub fn start(
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+        bound: std::time::Duration,
+    ) -> Result<Self, BoundedRun> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let started = std::time::Instant::now();
+        let mut cmd = Command::new(actionbox_bin());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--no-auth"])
+            .env_remove("RUST_LOG")
+            .env_remove("SHIPSTATION_API_KEY")
+            .env_remove("ACTIONBOX_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("actionbox serve starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let tally = std::sync::Arc::new(std::sync::Mutex::new(StderrTally::default()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::net::SocketAddr>();
+        let writer = tally.clone();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(stderr);
+            let mut line = Vec::new();
+            let mut announced = false;
+            loop {
+                line.clear();
+                // Lines are read whole; a flood of them is counted, and only
+                // the first MiB is kept.
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if let Ok(mut t) = writer.lock() {
+                            t.bytes += n as u64;
+                            let room = KEPT_OUTPUT_BYTES.saturating_sub(t.head.len());
+                            t.head.extend_from_slice(&line[..n.min(room)]);
+                        }
+                        if !announced {
+                            let text = String::from_utf8_lossy(&line);
+                            if let Some(rest) = text.split("serving on http://").nth(1) {
+                                let addr = rest.split_whitespace().next().unwrap_or_default();
+                                if let Ok(addr) = addr.parse() {
+                                    announced = true;
+                                    let _ = addr_tx.send(addr);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let failed = |mut child: std::process::Child, timed_out: bool| {
+            if timed_out {
+                let _ = child.kill();
+            }
+            let status = child.wait().expect("wait for actionbox serve");
+            // Let the reader take the last of the output.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let t = tally.lock().expect("stderr tally");
+            BoundedRun {
+                code: status.code().unwrap_or(-1),
+                stdout: String::new(),
+                stderr: String::from_utf8_lossy(&t.head).into_owned(),
+                stdout_bytes: 0,
+                stderr_bytes: t.bytes,
+                elapsed: started.elapsed(),
+                timed_out,
+            }
+        };
+        loop {
+            match addr_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(addr) => {
+                    return Ok(Self {
+                        child,
+                        addr,
+                        stderr: tally,
+                    })
+                }
+                Err(_) if child.try_wait().ok().flatten().is_some() => return Err(failed(child, false)),
+                Err(_) if started.elapsed() >= bound => return Err(failed(child, true)),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in
+    /// /proc/<pid>/status), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/<pid>/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status");
+        kib * 1024
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Bytes it has written to standard error so far.
+    pub fn stderr_bytes(&self) -> u64 {
+        self.stderr.lock().map(|t| t.bytes).unwrap_or_default()
+    }
+
+    /// The first MiB of its standard error.
+    pub fn stderr_head(&self) -> String {
+        self.stderr
+            .lock()
+            .map(|t| String::from_utf8_lossy(&t.head).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request a [`CaptureServer`] received.
+#[derive(Debug, Clone)]
+pub struct CapturedRequest {
+    /// Method and target, e.g. `GET /echo`.
+    pub line: String,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl CapturedRequest {
+    /// Whether `secret` appears anywhere in the request line or headers.
+    pub fn carries(&self, secret: &str) -> bool {
+        self.line.contains(secret)
+            || self
+                .headers
+                .iter()
+                .any(|(n, v)| n.contains(secret) || v.contains(secret))
+    }
+}
+
+/// A loopback HTTP/1.1 upstream that records every request and reflects the
+/// key: `/echo` answers with a body holding the request's `API-Key` value and
+/// an `x-echo` header carrying it, as careless upstreams (debug endpoints,
+/// error pages) do; every other path answers `200 {}`. One request per
+/// connection (`Connection: close`).
+pub struct CaptureServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<CapturedRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CaptureServer {
+    /// Listen on 127.0.0.1 on a free port.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(capture_one(stream, log.clone()));
+            }
+        });
+        Self { addr, requests, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<CapturedRequest> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The requests so far that carry `secret`.
+    pub fn requests_carrying(&self, secret: &str) -> Vec<CapturedRequest> {
+        self.requests().into_iter().filter(|r| r.carries(secret)).collect()
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Read one request head (at most 64 KiB), record it, answer and close.
+async fn capture_one(mut stream: tokio::net::TcpStream, log: std::sync::Arc<std::sync::Mutex<Vec<CapturedRequest>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let line = lines.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let key = headers
+        .iter()
+        .find(|(n, _)| n == "api-key")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+    if let Ok(mut l) = log.lock() {
+        l.push(CapturedRequest { line, headers });
+    }
+    let (extra, body) = if path == "/echo" {
+        (
+            format!("x-echo: {key}\r\n"),
+            serde_json::json!({ "echo": key, "note": "your key, reflected" }).to_string(),
+        )
+    } else {
+        (String::new(), "{}".to_string())
+    };
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}

@@ -130,6 +130,16 @@ async fn api_key_file_is_read_and_test_connection_reports_ok() {
     let key_file = actionbox_e2e::temp_dir("key").join("key");
     std::fs::write(&key_file, format!("{}\n", sim.api_key())).expect("write key");
     let (c, url, file) = (component(), sim.base_url(), key_file.display().to_string());
+    // A key file others can read is refused, as ssh refuses such a private key.
+    let refused = run_actionbox(
+        &["test-connection", &c, "--base-url", &url, "--api-key-file", &file],
+        None,
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("chmod 600"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains(sim.api_key()), "{}", refused.stderr);
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
     let out = run_actionbox(
         &["test-connection", &c, "--base-url", &url, "--api-key-file", &file],
         None,

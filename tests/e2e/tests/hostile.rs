@@ -2,7 +2,7 @@
 //! its deadline, while a well-behaved trackOrder call running at the same
 //! time on the same host still returns the right result.
 
-use actionbox::{ActionComponent, ActionEngine, IntegrationSettings, InvocationReport, InvokeError};
+use actionbox::{ActionComponent, ActionEngine, CredentialHeader, IntegrationSettings, InvocationReport, InvokeError};
 use actionbox_e2e::{capture_traces, captured_traces, component_path, hostile_component_path, settings_for};
 use shipstation_sim::{FaultRule, Simulator};
 use std::time::{Duration, Instant};
@@ -38,6 +38,12 @@ async fn host() -> Host {
 /// trackOrder call concurrently; check the good one and return the attack's
 /// report and duration.
 async fn attack(h: &Host, method: &str, input: &str, settings: &IntegrationSettings) -> (InvocationReport, Duration) {
+    // `hostile` is not a built-in kind: the operator names its key header.
+    let mut settings = settings.clone();
+    if settings.credential_header.is_none() {
+        settings.credential_header = Some(CredentialHeader::new("API-Key").expect("header"));
+    }
+    let settings = &settings;
     let started = Instant::now();
     let good_settings = settings_for(&h.sim, 10);
     let (report, good) = tokio::join!(h.hostile.invoke(settings, method, input), async {

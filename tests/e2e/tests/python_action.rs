@@ -98,12 +98,20 @@ fn python_action() -> &'static ActionComponent {
     &shared.action
 }
 
+/// Settings for `sim`: `shipstation-py` is not a built-in kind, so the
+/// operator (the test) names the header the key goes in.
+fn py_settings(sim: &Simulator) -> actionbox::IntegrationSettings {
+    let mut settings = settings_for(sim, 10);
+    settings.credential_header = Some(actionbox::CredentialHeader::new("API-Key").expect("header"));
+    settings
+}
+
 /// Run `method` with `input` against `sim` (key accepted, 10 s timeout) and
 /// check the key leaked into no trace or report.
 async fn invoke(sim: &Simulator, method: &str, input: &str) -> InvocationReport {
     capture_traces();
     let action = python_action();
-    let report = action.invoke(&settings_for(sim, 10), method, input).await;
+    let report = action.invoke(&py_settings(sim), method, input).await;
     assert!(!captured_traces().contains(sim.api_key()), "key in traces");
     let text = serde_json::to_string(&report).expect("report serializes");
     assert!(!text.contains(sim.api_key()), "key in report");
@@ -220,7 +228,7 @@ async fn bad_input_is_invalid_input_before_any_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_key_is_unauthorized() {
     let sim = Simulator::start().await.expect("simulator");
-    let mut settings = settings_for(&sim, 10);
+    let mut settings = py_settings(&sim);
     settings.api_key = Some(ApiKey::new("TEST_wrong_key_for_python").expect("key"));
     let report = python_action()
         .invoke(&settings, "orderStatus", r#"{"order_number":"1001"}"#)
@@ -410,10 +418,22 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
     let sim = Simulator::start().await.expect("simulator");
     let (c, url) = (python_component_path().display().to_string(), sim.base_url());
     let run = |input: &'static str, key: &'static str| {
-        let args: Vec<String> = ["run", &c, "orderStatus", "--input", input, "--base-url", &url]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "run",
+            &c,
+            "orderStatus",
+            "--input",
+            input,
+            "--base-url",
+            &url,
+            "--credential-header",
+            "API-Key",
+            "--api-key-env",
+            "SHIPSTATION_API_KEY",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             run_actionbox(&args, Some(key)).await
@@ -439,7 +459,20 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
         assert!(out.stderr.contains(&format!("error: {kind}: ")), "{}", out.stderr);
         assert!(!out.stdout.contains(k) && !out.stderr.contains(k), "key leaked");
     }
-    let test = run_actionbox(&["test-connection", &c, "--base-url", &url], Some(key)).await;
+    let test = run_actionbox(
+        &[
+            "test-connection",
+            &c,
+            "--base-url",
+            &url,
+            "--credential-header",
+            "API-Key",
+            "--api-key-env",
+            "SHIPSTATION_API_KEY",
+        ],
+        Some(key),
+    )
+    .await;
     assert_eq!(test.code, 0, "{}", test.stderr);
     assert!(
         test.stdout.starts_with("OK: ShipStation accepted the API key"),
@@ -455,7 +488,9 @@ async fn config_integration_applies_its_memory_limit_to_the_python_action() {
     let component = python_component_path().display().to_string();
     let config = |tag: &str, memory_mib: u32| {
         let text = format!(
-            "[[integration]]\nname = \"shop-py\"\nkind = \"shipstation-py\"\ncomponent = {component:?}\n\
+            "[[kind]]\nname = \"shipstation-py\"\nbase_url = \"https://api.shipstation.com\"\n\
+             credential_header = \"API-Key\"\n\n\
+             [[integration]]\nname = \"shop-py\"\nkind = \"shipstation-py\"\ncomponent = {component:?}\n\
              api_key_env = \"SHIPSTATION_API_KEY\"\nbase_url = {:?}\n\n[integration.limits]\nmemory_mib = {memory_mib}\n\n\
              [[action]]\nname = \"order_status\"\nintegration = \"shop-py\"\nmethod = \"orderStatus\"\n",
             sim.base_url()
@@ -490,5 +525,5 @@ async fn config_integration_applies_its_memory_limit_to_the_python_action() {
     let tight = config("python-mem-4", 4);
     let out = run_actionbox(&["invoke", "--config", &tight, "order_status", "--params", params], key).await;
     assert_eq!(out.code, 18, "expected memory-limit:\n{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("limits.memory_bytes"), "{}", out.stdout);
+    assert!(out.stdout.contains("limits.memory_mib"), "{}", out.stdout);
 }

@@ -171,9 +171,95 @@ async fn saturation_is_429_with_retry_after_not_a_queue() {
     let first = first.await.expect("join");
     assert_eq!(first.status, 200, "{}", first.body);
     let metrics = http(s.addr, "GET", "/metrics", None, None).await;
-    assert!(metrics
-        .body
-        .contains("actionbox_saturated_total{action=\"trackOrder\"} 1"));
+    assert!(
+        metrics
+            .body
+            .contains("actionbox_saturated_total{route=\"invoke\",integration=\"shop\"} 1"),
+        "{}",
+        metrics.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_start_and_test_button_take_the_integrations_permits() {
+    let sim = Simulator::start().await.expect("simulator");
+    sim.add_fault(
+        FaultRule::on("/v2/shipments")
+            .delay(Duration::from_millis(2500))
+            .times(1),
+    );
+    let s = start(&sim, 1).await;
+    let addr = s.addr;
+    let holder =
+        tokio::spawn(
+            async move { http(addr, "POST", "/v1/actions/trackOrder/invoke", Some(TOKEN), Some(ORDER)).await },
+        );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.state.metrics.in_flight(), 1, "the invoke holds shop's only permit");
+    let upstream_before = sim.requests().len();
+
+    let session = http(
+        s.addr,
+        "POST",
+        "/v1/sessions/start",
+        Some(TOKEN),
+        Some(r#"{"context":{"order_id":"1002"}}"#),
+    )
+    .await;
+    assert_eq!(session.status, 429, "{}", session.body);
+    assert!(session.headers.contains("retry-after: 1"), "{}", session.headers);
+    assert_eq!(session.json()["error"]["kind"], "saturated");
+    assert!(session.json()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("`shop`"));
+
+    let test = http(s.addr, "POST", "/v1/integrations/shop/test", Some(TOKEN), None).await;
+    assert_eq!(test.status, 429, "{}", test.body);
+    assert!(test.headers.contains("retry-after: 1"), "{}", test.headers);
+    assert_eq!(test.json()["error"]["kind"], "saturated");
+    assert_eq!(
+        sim.requests().len(),
+        upstream_before,
+        "the refused calls sent nothing upstream"
+    );
+
+    // A context that runs no action touches no integration: nothing to refuse.
+    let nothing_to_run = http(
+        s.addr,
+        "POST",
+        "/v1/sessions/start",
+        Some(TOKEN),
+        Some(r#"{"context":{}}"#),
+    )
+    .await;
+    assert_eq!(nothing_to_run.status, 200, "{}", nothing_to_run.body);
+    assert!(nothing_to_run.json()["skipped"]["greet_with_status"].is_string());
+    // An unknown integration is still a 404, saturated or not.
+    let unknown = http(s.addr, "POST", "/v1/integrations/nope/test", Some(TOKEN), None).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let held = holder.await.expect("join");
+    assert_eq!(held.status, 200, "{}", held.body);
+    let session = http(
+        s.addr,
+        "POST",
+        "/v1/sessions/start",
+        Some(TOKEN),
+        Some(r#"{"context":{"order_id":"1002"}}"#),
+    )
+    .await;
+    assert_eq!(session.status, 200, "the permit is back: {}", session.body);
+    let test = http(s.addr, "POST", "/v1/integrations/shop/test", Some(TOKEN), None).await;
+    assert_eq!(test.status, 200, "the permit is back: {}", test.body);
+
+    let metrics = http(s.addr, "GET", "/metrics", None, None).await.body;
+    for needle in [
+        "actionbox_saturated_total{route=\"session-start\",integration=\"shop\"} 1",
+        "actionbox_saturated_total{route=\"test\",integration=\"shop\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "missing `{needle}` in:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

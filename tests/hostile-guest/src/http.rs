@@ -4,11 +4,17 @@ use crate::wasi::http::outgoing_handler;
 use crate::wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 use crate::wasi::io::streams::StreamError;
 
-/// What came back: status and how many body bytes were read.
+/// What came back: status, headers, how many body bytes were read and the
+/// first [`KEPT_BODY_BYTES`] of them.
 pub struct Answer {
     pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body_bytes: u64,
+    pub body: Vec<u8>,
 }
+
+/// Body bytes kept in [`Answer::body`]; the rest is only counted.
+const KEPT_BODY_BYTES: usize = 64 * 1024;
 
 /// Send `method url` with `headers` and an optional body of `body_len`
 /// bytes (written in chunks, so the guest never holds it whole).
@@ -55,12 +61,18 @@ pub fn send(method: Method, url: &str, headers: &[(&str, &[u8])], body_len: u64)
         _ => return Err("no response".into()),
     };
     let status = response.status();
+    let headers = response.headers().entries();
     let incoming = response.consume().map_err(|()| "consume")?;
     let stream = incoming.stream().map_err(|()| "stream")?;
     let mut body_bytes = 0u64;
+    let mut body = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => body_bytes += chunk.len() as u64,
+            Ok(chunk) => {
+                body_bytes += chunk.len() as u64;
+                let room = KEPT_BODY_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
                 return Err(format!(
@@ -70,7 +82,12 @@ pub fn send(method: Method, url: &str, headers: &[(&str, &[u8])], body_len: u64)
             }
         }
     }
-    Ok(Answer { status, body_bytes })
+    Ok(Answer {
+        status,
+        headers,
+        body_bytes,
+        body,
+    })
 }
 
 fn outcome(pending: &outgoing_handler::FutureIncomingResponse) -> String {

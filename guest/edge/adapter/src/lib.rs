@@ -70,6 +70,16 @@ impl Origin {
         Some(Self { https, authority })
     }
 
+    /// The scheme requests to this origin go out with: `https`, or `http`
+    /// only for a loopback base URL (`base_origin` refuses any other).
+    fn scheme(&self) -> Scheme {
+        if self.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }
+    }
+
     fn host(&self) -> &str {
         let a = self.authority.as_str();
         if let Some(rest) = a.strip_prefix('[') {
@@ -145,7 +155,25 @@ fn threshold() -> u8 {
     }
 }
 
-/// One line on stderr: control characters escaped, length and total capped.
+/// Characters a log line must not carry raw, the same set as the host's
+/// `guest_text`: controls (C0, DEL, C1: escape sequences, forged lines), the
+/// line/paragraph separators, bidi controls that reorder what is shown, and
+/// invisible format characters that hide text.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// One line on stderr: unsafe characters escaped, length and total capped.
 fn emit(source: &str, level: &Level, message: &str) {
     if level_rank(level) < threshold() {
         return;
@@ -156,7 +184,7 @@ fn emit(source: &str, level: &Level, message: &str) {
             text.push_str("…[truncated]");
             break;
         }
-        if c.is_control() {
+        if needs_escape(c) {
             text.extend(c.escape_default());
         } else {
             text.push(c);
@@ -227,8 +255,11 @@ impl exports::wasi::http::outgoing_handler::Guest for Adapter {
             return Err(misconfigured(format!("could not add the `{header}` header")));
         }
         let forwarded = OutgoingRequest::new(headers);
+        // The scheme is always set, and from the checked base URL, never left
+        // to the runtime's default for a request without one: the key must
+        // travel over TLS unless the operator chose plain http to loopback.
         let ok = forwarded.set_method(&request.method()).is_ok()
-            && forwarded.set_scheme(request.scheme().as_ref()).is_ok()
+            && forwarded.set_scheme(Some(&allowed.scheme())).is_ok()
             && forwarded.set_authority(request.authority().as_deref()).is_ok()
             && forwarded
                 .set_path_with_query(request.path_with_query().as_deref())
