@@ -389,6 +389,11 @@ impl WasiHttpHooks for OutboundHooks {
         OUTGOING_BODY_CHUNK_BYTES
     }
 
+    /// Admission (origin, headers, the request count) is decided here,
+    /// synchronously, while the guest waits in `handle`: a refusal is
+    /// recorded, counted and may stop the call even when the guest drops the
+    /// response future without ever polling it. Resolving, the address check
+    /// and the exchange itself run in the returned future.
     fn send_request(
         &mut self,
         request: Request<WasiBody>,
@@ -396,54 +401,68 @@ impl WasiHttpHooks for OutboundHooks {
         _fut: IoFuture,
     ) -> SendFuture {
         self.requests = self.requests.saturating_add(1);
-        let count = self.requests;
-        let policy = self.policy.clone();
-        let deadline = self.deadline;
-        let recorder = self.recorder.clone();
-        let pool = self.pool.clone();
-        Box::new(async move {
-            let started = Instant::now();
-            let mut record = OutboundRecord {
-                method: guest_text(request.method().as_str(), 32),
-                url: guest_text(&request.uri().to_string(), RECORD_URL_BYTES),
-                request_headers: Vec::new(),
-                status: None,
-                error: None,
-                duration_ms: 0,
-                response_bytes: 0,
-                reused_connection: false,
-            };
-            let index = recorder.reserve(&record);
-            let result = if count > policy.max_requests {
-                recorder.refused(SandboxViolation::LimitExceeded {
-                    message: format!(
-                        "the action made more than {} outbound requests in one call (limits.max_outbound_requests)",
-                        policy.max_requests
-                    ),
-                });
-                Err(HttpError::HttpRequestDenied)
-            } else {
-                let exchange = Exchange {
-                    policy: &policy,
-                    pool,
-                    deadline,
-                    options,
-                    recorder: recorder.clone(),
-                    index,
-                };
-                exchange.send(request, &mut record).await
-            };
-            record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            if let Err(e) = &result {
-                record.error = Some(describe_error(e));
-            }
-            recorder.update(index, |slot| {
-                record.response_bytes = slot.response_bytes;
-                *slot = record;
+        let started = Instant::now();
+        let mut record = OutboundRecord {
+            method: guest_text(request.method().as_str(), 32),
+            url: guest_text(&request.uri().to_string(), RECORD_URL_BYTES),
+            request_headers: Vec::new(),
+            status: None,
+            error: None,
+            duration_ms: 0,
+            response_bytes: 0,
+            reused_connection: false,
+        };
+        let exchange = Exchange {
+            policy: self.policy.clone(),
+            pool: self.pool.clone(),
+            deadline: self.deadline,
+            options,
+            recorder: self.recorder.clone(),
+            index: self.recorder.reserve(&record),
+        };
+        let admitted = if self.requests > self.policy.max_requests {
+            self.recorder.refused(SandboxViolation::LimitExceeded {
+                message: format!(
+                    "the action made more than {} outbound requests in one call (limits.max_outbound_requests)",
+                    self.policy.max_requests
+                ),
             });
+            Err(HttpError::HttpRequestDenied)
+        } else {
+            exchange.admit(request, &mut record)
+        };
+        let (request, target) = match admitted {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                finish_record(&exchange.recorder, exchange.index, record, started, Some(&e));
+                return Box::new(std::future::ready(Err(e)));
+            }
+        };
+        Box::new(async move {
+            let recorder = exchange.recorder.clone();
+            let index = exchange.index;
+            let result = exchange.send(request, target, &mut record).await;
+            finish_record(&recorder, index, record, started, result.as_ref().err());
             result
         })
     }
+}
+
+/// Put the finished `record` in its slot, keeping the body bytes the
+/// response guard counted there meanwhile.
+fn finish_record(
+    recorder: &CallRecorder,
+    index: Option<usize>,
+    mut record: OutboundRecord,
+    started: Instant,
+    error: Option<&HttpError>,
+) {
+    record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    record.error = error.map(describe_error);
+    recorder.update(index, |slot| {
+        record.response_bytes = slot.response_bytes;
+        *slot = record;
+    });
 }
 
 fn describe_error(e: &HttpError) -> String {
@@ -455,8 +474,8 @@ fn describe_error(e: &HttpError) -> String {
 }
 
 /// One request on its way: what it needs besides the request itself.
-struct Exchange<'a> {
-    policy: &'a OutboundPolicy,
+struct Exchange {
+    policy: Arc<OutboundPolicy>,
     pool: Option<Arc<ConnectionPool>>,
     deadline: ActionDeadline,
     options: Option<RequestOptions>,
@@ -465,14 +484,15 @@ struct Exchange<'a> {
     index: Option<usize>,
 }
 
-impl Exchange<'_> {
-    /// Admit, resolve and check, then send on a pooled or new connection.
+impl Exchange {
+    /// Resolve and check the admitted target, then send on a pooled or new
+    /// connection.
     async fn send(
         self,
         request: Request<WasiBody>,
+        target: Target,
         record: &mut OutboundRecord,
     ) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
-        let (request, target) = self.admit(request, record)?;
         let addrs = self.checked_addresses(&target).await?;
         self.transmit(request, target, addrs, record).await
     }
@@ -484,7 +504,7 @@ impl Exchange<'_> {
         mut request: Request<WasiBody>,
         record: &mut OutboundRecord,
     ) -> Result<(Request<WasiBody>, Target), HttpError> {
-        let policy = self.policy;
+        let policy = &self.policy;
         let uri = request.uri().clone();
         let scheme = uri.scheme_str().unwrap_or("https").to_string();
         let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?.clone();
@@ -549,7 +569,7 @@ impl Exchange<'_> {
     /// Resolve the target (or take its pinned addresses) and refuse it if
     /// any address is non-public and not opened by the operator's base URL.
     async fn checked_addresses(&self, target: &Target) -> Result<Vec<SocketAddr>, HttpError> {
-        let policy = self.policy;
+        let policy = &self.policy;
         let addrs: Vec<SocketAddr> = match policy.pinned_addresses.get(&target.host) {
             Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, target.port)).collect(),
             None => resolve(&target.host, target.port, self.phase(self.connect_timeout())).await?,
@@ -594,7 +614,7 @@ impl Exchange<'_> {
         addrs: Vec<SocketAddr>,
         record: &mut OutboundRecord,
     ) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let first_byte_timeout = self.options.and_then(|o| o.first_byte_timeout);
         let between_bytes_timeout = self.options.and_then(|o| o.between_bytes_timeout);
         // Set when the request body is cut: that connection is never reused.
@@ -618,7 +638,7 @@ impl Exchange<'_> {
             scheme: target.scheme,
             host: target.host,
             port: target.port,
-            credential: credential_fingerprint(policy),
+            credential: credential_fingerprint(&policy),
         };
         let pooled = self
             .pool

@@ -64,7 +64,13 @@ fn commands(variant: &str, config: &Path) -> Vec<(&'static str, Vec<String>)> {
     let wasm = hostile_manifest_path(variant).display().to_string();
     let config = config.display().to_string();
     vec![
-        ("describe", vec!["describe".into(), wasm]),
+        ("describe", vec!["describe".into(), wasm.clone()]),
+        // No --base-url: the kind registry, never the component, says where
+        // the key goes; a component that asks for elsewhere is refused.
+        (
+            "run",
+            vec!["run".into(), wasm, "trackOrder".into(), "--input".into(), "{}".into()],
+        ),
         ("tools", vec!["tools".into(), "--config".into(), config.clone()]),
         ("mcp", vec!["mcp".into(), "--config".into(), config.clone()]),
     ]
@@ -168,7 +174,7 @@ fn head(text: &str) -> &str {
     &text[..end]
 }
 
-/// Run `describe`, `tools` and `mcp` at the same time, then `serve`, for one
+/// Run `describe`, `run`, `tools` and `mcp` at the same time, then `serve`, for one
 /// variant; the problems found.
 async fn refusal_problems_of(variant: String) -> Vec<String> {
     let config = config_for(&variant);

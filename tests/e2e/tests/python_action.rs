@@ -417,23 +417,22 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
     python_action(); // compiled into the cache the CLI reads
     let sim = Simulator::start().await.expect("simulator");
     let (c, url) = (python_component_path().display().to_string(), sim.base_url());
+    // `shipstation-py` is not a built-in kind: the operator says where the
+    // key goes, in which header, and where to read it.
+    let integration = [
+        "--base-url".to_string(),
+        url.clone(),
+        "--credential-header".to_string(),
+        "API-Key".to_string(),
+        "--api-key-env".to_string(),
+        "SHIPSTATION_API_KEY".to_string(),
+    ];
     let run = |input: &'static str, key: &'static str| {
-        let args: Vec<String> = [
-            "run",
-            &c,
-            "orderStatus",
-            "--input",
-            input,
-            "--base-url",
-            &url,
-            "--credential-header",
-            "API-Key",
-            "--api-key-env",
-            "SHIPSTATION_API_KEY",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = ["run", &c, "orderStatus", "--input", input]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(integration.iter().cloned());
         async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             run_actionbox(&args, Some(key)).await
@@ -459,20 +458,9 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
         assert!(out.stderr.contains(&format!("error: {kind}: ")), "{}", out.stderr);
         assert!(!out.stdout.contains(k) && !out.stderr.contains(k), "key leaked");
     }
-    let test = run_actionbox(
-        &[
-            "test-connection",
-            &c,
-            "--base-url",
-            &url,
-            "--credential-header",
-            "API-Key",
-            "--api-key-env",
-            "SHIPSTATION_API_KEY",
-        ],
-        Some(key),
-    )
-    .await;
+    let mut args = vec!["test-connection", c.as_str()];
+    args.extend(integration.iter().map(String::as_str));
+    let test = run_actionbox(&args, Some(key)).await;
     assert_eq!(test.code, 0, "{}", test.stderr);
     assert!(
         test.stdout.starts_with("OK: ShipStation accepted the API key"),
