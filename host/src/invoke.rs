@@ -109,8 +109,12 @@ impl InvocationReport {
 }
 
 fn new_store(pre: &SmartActionPre<HostState>, state: HostState) -> Store<HostState> {
+    let hostcall_bytes = state.limiter.limits().hostcall_bytes();
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
+    // What one host call (or returned value) may make the host copy out of
+    // the guest's memory, checked before the host allocates it.
+    store.set_hostcall_fuel(hostcall_bytes);
     // Check at the next tick, then every tick: yield to the executor so other
     // calls progress, trap once this call's deadline has passed, or trap when
     // a hook asked for the call to be stopped.
@@ -152,6 +156,11 @@ pub(crate) async fn describe(
         Ok(Ok(m)) => Ok(m.into()),
         // A trap's text carries guest-chosen names (its backtrace): report
         // what happened in the host's words, with guest text defused.
+        Ok(Err(e)) if is_hostcall_fuel_exhausted(&e) => anyhow::bail!(
+            "limit-exceeded: describe() returned a manifest of over {} bytes; manifests are bounded far below that \
+             (64 methods, 32 parameters a method, 4 KiB descriptions, …)",
+            store.data().limiter.limits().hostcall_bytes()
+        ),
         Ok(Err(e)) => {
             let failure = classify_failure(e, store.data(), &deadline);
             anyhow::bail!("{}: {}", failure.kind(), failure.message())
@@ -328,6 +337,19 @@ fn credential_header(
     }
 }
 
+/// Whether `e` is wasmtime refusing to copy more than the store's hostcall
+/// fuel out of the guest (`limits::SandboxLimits::hostcall_bytes`). wasmtime
+/// does not export the error type, so its message is matched; the version is
+/// pinned and `tests/e2e/tests/hostile.rs` (a 50 MB result) fails if the text
+/// changes.
+fn is_hostcall_fuel_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .to_string()
+            .starts_with("too much data is being copied between the host and the guest")
+    })
+}
+
 /// Turn a trap or host error into the right typed error.
 fn classify_failure(e: wasmtime::Error, state: &HostState, deadline: &ActionDeadline) -> InvokeError {
     if let Some(stopped) = e.downcast_ref::<CallStopped>() {
@@ -341,6 +363,16 @@ fn classify_failure(e: wasmtime::Error, state: &HostState, deadline: &ActionDead
             Some(wasmtime::component::ResourceTableError::Full)
         )
     });
+    if is_hostcall_fuel_exhausted(&e) {
+        return InvokeError::LimitExceeded {
+            message: format!(
+                "the action tried to pass more than {} bytes to the host at once (a result over \
+                 limits.max_result_kib, or a log line, header list or body write far larger than the sandbox takes) \
+                 and was stopped before the host copied it",
+                state.limiter.limits().hostcall_bytes()
+            ),
+        };
+    }
     if table_full {
         return InvokeError::LimitExceeded {
             message: format!(

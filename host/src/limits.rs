@@ -64,6 +64,28 @@ pub struct SandboxLimits {
     pub max_refused_requests: u32,
 }
 
+/// The least data the guest may pass to the host in one host call (or one
+/// returned value), whatever the result limit: manifests (bounded at load to
+/// well under this), log lines, header lists, body writes.
+pub const MIN_HOSTCALL_BYTES: usize = 8 * 1024 * 1024;
+/// Room for the encoding around a result of `max_result_bytes`.
+pub const HOSTCALL_SLACK_BYTES: usize = 64 * 1024;
+
+impl SandboxLimits {
+    /// Bytes the guest may make the host copy out of its memory in one host
+    /// call or one returned value (wasmtime's "hostcall fuel", checked while
+    /// lifting, before anything is allocated). Without it a guest can make the
+    /// host copy one string a million times — a `list<string>` whose entries
+    /// all point at the same bytes — and wasmtime's default allows 128 MiB a
+    /// call. A result may be up to `max_result_bytes`, so the bound is the
+    /// larger of that and [`MIN_HOSTCALL_BYTES`], plus slack.
+    pub fn hostcall_bytes(&self) -> usize {
+        self.max_result_bytes
+            .max(MIN_HOSTCALL_BYTES)
+            .saturating_add(HOSTCALL_SLACK_BYTES)
+    }
+}
+
 /// Bytes one table element counts for in [`SandboxLimits::memory_bytes`]
 /// (a function reference is at most two words).
 pub const TABLE_ELEMENT_BYTES: usize = 16;
