@@ -3,8 +3,6 @@
 //! `wasi:*` interfaces are mapped to wasmtime-wasi(-http)'s own bindings so
 //! their implementations (with our outbound hook) serve the action.
 
-#![allow(missing_docs)]
-
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "actionbox:action/smart-action",

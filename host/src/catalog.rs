@@ -47,7 +47,6 @@ struct LoadedIntegration {
 
 /// Everything a config file describes, loaded and checked.
 pub struct ActionCatalog {
-    config_path: PathBuf,
     integrations: Vec<LoadedIntegration>,
     actions: Vec<CatalogAction>,
     _engine: ActionEngine,
@@ -286,7 +285,6 @@ impl ActionCatalog {
                 parameter_descriptions: BTreeMap::new(),
                 parameter_lines: BTreeMap::new(),
                 response_instructions: Some(DEFAULT_TRACK_ORDER_INSTRUCTIONS.into()),
-                is_default: true,
                 line: integ.line,
                 method_line: integ.line,
             });
@@ -331,16 +329,10 @@ impl ActionCatalog {
             });
         }
         Ok(Self {
-            config_path: config.path,
             integrations,
             actions,
             _engine: engine,
         })
-    }
-
-    /// The config file this catalog came from.
-    pub fn config_path(&self) -> &Path {
-        &self.config_path
     }
 
     /// Names of the configured integrations.
@@ -417,13 +409,8 @@ impl ActionCatalog {
     /// credential header — never anything the component chose.
     fn settings(&self, index: usize) -> Result<IntegrationSettings> {
         let integ = &self.integrations[index];
-        let base_url = integ
-            .config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| integ.kind.base_url.clone());
-        let mut settings = IntegrationSettings::new(base_url, integ.config.key_source.load(&integ.config.name)?);
-        settings.credential_header = integ.kind.credential.as_ref().map(|c| c.header.clone());
+        let api_key = integ.config.key_source.load(&integ.config.name)?;
+        let mut settings = integ.kind.settings(integ.config.base_url.clone(), api_key);
         settings.timeout = integ.config.timeout;
         settings.limits = integ.config.limits;
         Ok(settings)
@@ -530,7 +517,7 @@ impl ActionCatalog {
         let method = integ
             .component
             .manifest()
-            .method("test-connection")
+            .test_connection()
             .ok_or_else(|| anyhow!("integration `{name}`: its component offers no test-connection method"))?;
         let settings = self.settings(index)?;
         let report = integ.component.invoke(&settings, &method.name, "{}").await;

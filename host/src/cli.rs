@@ -6,7 +6,7 @@ use crate::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
 use crate::engine::{ActionComponent, ActionEngine};
 use crate::error::InvokeError;
 use crate::integration::{BaseUrl, IntegrationSettings};
-use crate::kinds::{CredentialHeader, KindCredential, KindRegistry};
+use crate::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
 use crate::secret::ApiKey;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -238,7 +238,7 @@ impl IntegrationArgs {
             .as_deref()
             .map(|b| BaseUrl::parse(b).context("--base-url"))
             .transpose()?;
-        let (base_url, credential) = match registry.get(&manifest.integration) {
+        let (kind, operator_base) = match registry.get(&manifest.integration) {
             Some(_) => {
                 let kind = registry.admit(manifest)?;
                 if let (Some(given), Some(cred)) = (&self.credential_header, &kind.credential) {
@@ -251,11 +251,11 @@ impl IntegrationArgs {
                         );
                     }
                 }
-                let base = operator_base.unwrap_or_else(|| kind.base_url.clone());
-                (base, kind.credential.clone())
+                (kind.clone(), operator_base)
             }
-            None => self.undeclared_kind(&registry, manifest, operator_base)?,
+            None => (self.undeclared_kind(&registry, manifest, operator_base)?, None),
         };
+        let credential = kind.credential.clone();
         let api_key = match (&self.api_key_file, &self.api_key_env) {
             (Some(path), _) => Some(ApiKey::from_file(path)?),
             (None, Some(var)) => ApiKey::from_env(var).context("--api-key-env")?,
@@ -277,8 +277,7 @@ impl IntegrationArgs {
                     .map_or_else(|| crate::error::guest_text(&wanted.name, 64), |c| c.name.clone())
             );
         }
-        let mut settings = IntegrationSettings::new(base_url, api_key);
-        settings.credential_header = credential.map(|c| c.header);
+        let mut settings = kind.settings(operator_base, api_key);
         settings.timeout = timeout;
         Ok(settings)
     }
@@ -291,7 +290,7 @@ impl IntegrationArgs {
         registry: &KindRegistry,
         manifest: &crate::manifest::Manifest,
         operator_base: Option<BaseUrl>,
-    ) -> Result<(BaseUrl, Option<KindCredential>)> {
+    ) -> Result<IntegrationKind> {
         registry.check_requests(manifest)?;
         let kind = crate::error::guest_text(&manifest.integration, 64);
         let Some(base) = operator_base else {
@@ -328,7 +327,12 @@ impl IntegrationArgs {
                 })
             }
         };
-        Ok((base, credential))
+        Ok(IntegrationKind {
+            name: manifest.integration.clone(),
+            base_url: base,
+            credential,
+            declared_at: Some("the command line (--base-url, --credential-header)".into()),
+        })
     }
 }
 
@@ -363,10 +367,9 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let engine = ActionEngine::new()?;
     match cli.command {
         Command::Describe { component } => {
-            let action = load(&engine, &component).await?;
+            let action = load(&component).await?;
             KindRegistry::builtin().check_requests(action.manifest())?;
             emit(&serde_json::to_string_pretty(action.manifest())?);
             Ok(ExitCode::SUCCESS)
@@ -377,7 +380,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             input,
             integration,
         } => {
-            let action = load(&engine, &component).await?;
+            let action = load(&component).await?;
             let settings = integration.settings(&action)?;
             let report = action.invoke(&settings, &method, &input).await;
             match report.outcome {
@@ -513,9 +516,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::TestConnection { component, integration } => {
-            let action = load(&engine, &component).await?;
+            let action = load(&component).await?;
             let settings = integration.settings(&action)?;
-            let Some(method) = action.manifest().method("test-connection") else {
+            let Some(method) = action.manifest().test_connection() else {
                 bail!(
                     "this action offers no test-connection method; it offers: {}",
                     action.manifest().method_list()
@@ -578,14 +581,17 @@ fn parse_params(text: &str) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-async fn load(engine: &ActionEngine, path: &Path) -> Result<ActionComponent> {
+/// Load one component on an engine of its own: only the commands that take
+/// a component path build one (config commands get theirs from the catalog).
+async fn load(path: &Path) -> Result<ActionComponent> {
     if !path.exists() {
         bail!(
             "component {} does not exist (build it with `make build`, which writes target/wasm32-wasip2/release/shipstation.wasm)",
             path.display()
         );
     }
-    engine.load(path).await
+    // The component keeps the engine alive (and its epoch ticker running).
+    ActionEngine::new()?.load(path).await
 }
 
 fn report_error(e: &InvokeError) -> ExitCode {

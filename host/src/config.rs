@@ -184,8 +184,6 @@ pub struct ActionConfig {
     pub parameter_lines: BTreeMap<String, usize>,
     /// How the assistant should present the result.
     pub response_instructions: Option<String>,
-    /// Added automatically for its integration (not written in the file).
-    pub is_default: bool,
     /// Line of the `[[action]]` entry (0 for default actions).
     pub line: usize,
     /// Line of the `method` value.
@@ -283,15 +281,6 @@ struct RawParameter {
     description: String,
 }
 
-/// Whether `name` is usable as an LLM tool name: 1–64 of `A-Z a-z 0-9 _ -`
-/// (the rule OpenAI and MCP clients share).
-pub fn is_valid_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// A located error: `file:line: message`.
 pub(crate) struct Locator<'a> {
     path: &'a Path,
@@ -353,7 +342,7 @@ impl Config {
             let line = at.line(spanned.span().start);
             let raw = spanned.into_inner();
             let name = raw.name.get_ref().trim().to_string();
-            if !is_valid_tool_name(&name) {
+            if !crate::manifest::is_identifier(&name) {
                 return Err(at.error(
                     at.line(raw.name.span().start),
                     format!("kind field `name`: `{name}` is not a kind id; use 1-64 letters, digits, `_` or `-`"),
@@ -483,7 +472,7 @@ impl Config {
             let raw = spanned.into_inner();
             let name = raw.name.get_ref().clone();
             let name_line = at.line(raw.name.span().start);
-            if !is_valid_tool_name(&name) {
+            if !crate::manifest::is_identifier(&name) {
                 return Err(at.error(
                     name_line,
                     format!(
@@ -542,7 +531,6 @@ impl Config {
                 parameter_descriptions,
                 parameter_lines,
                 response_instructions: raw.response_instructions.filter(|r| !r.trim().is_empty()),
-                is_default: false,
                 line,
                 method_line: at.line(raw.method.span().start),
             });
@@ -553,11 +541,6 @@ impl Config {
             actions,
             kinds,
         })
-    }
-
-    /// The integration called `name`.
-    pub fn integration(&self, name: &str) -> Option<&IntegrationConfig> {
-        self.integrations.iter().find(|i| i.name == name)
     }
 }
 

@@ -122,7 +122,6 @@ pub struct ActionEngine {
     /// One permit per pool slot (pooling engines only).
     slots: Option<Arc<Semaphore>>,
     options: EngineOptions,
-    _ticker: EpochTicker,
 }
 
 impl ActionEngine {
@@ -189,20 +188,14 @@ impl ActionEngine {
             .map_err(anyhow::Error::from)
             .context("cannot link log")?;
 
-        let ticker = EpochTicker::start(engine.weak());
+        start_epoch_ticker(engine.weak());
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             cache_dir: crate::artifact_cache::default_dir(),
             slots,
             options,
-            _ticker: ticker,
         })
-    }
-
-    /// How this engine allocates instances.
-    pub fn options(&self) -> EngineOptions {
-        self.options
     }
 
     /// Cache precompiled components in `dir` (`None` turns caching off).
@@ -331,25 +324,19 @@ impl ActionComponent {
     }
 }
 
-/// A thread advancing the engine's epoch every [`EPOCH_TICK`]; it stops by
-/// itself when the engine is dropped.
-struct EpochTicker;
-
-impl EpochTicker {
-    fn start(engine: EngineWeak) -> Self {
-        std::thread::Builder::new()
-            .name("actionbox-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(EPOCH_TICK);
-                match engine.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
-            })
-            .map(|_| ())
-            .unwrap_or_else(|e| {
-                tracing::error!("cannot start the epoch ticker; deadlines will rely on timers only: {e}")
-            });
-        Self
+/// Start a thread advancing the engine's epoch every [`EPOCH_TICK`]; it
+/// stops by itself when the engine is dropped.
+fn start_epoch_ticker(engine: EngineWeak) {
+    let started = std::thread::Builder::new()
+        .name("actionbox-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match engine.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!("cannot start the epoch ticker; deadlines will rely on timers only: {e}");
     }
 }

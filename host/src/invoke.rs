@@ -420,3 +420,108 @@ fn parse_result(text: &str, max_bytes: usize) -> Result<serde_json::Value, Invok
         message: format!("the action's result is not valid JSON: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integration::BaseUrl;
+    use crate::manifest::CredentialSpec;
+
+    fn state() -> (HostState, ActionDeadline) {
+        let deadline = ActionDeadline::start(Duration::from_secs(10));
+        let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
+        let state = HostState::new(hooks, BTreeMap::new(), SandboxLimits::default(), deadline);
+        (state, deadline)
+    }
+
+    fn classify(e: wasmtime::Error) -> InvokeError {
+        let (state, deadline) = state();
+        classify_failure(e, &state, &deadline)
+    }
+
+    #[test]
+    fn failures_are_classified_by_what_the_host_saw() {
+        let e = classify(CallStopped("stopped (limits.max_refused_requests = 16)".into()).into());
+        assert_eq!(e.kind(), "limit-exceeded");
+        assert!(e.message().contains("max_refused_requests"), "{e}");
+
+        let full = wasmtime::Error::from(wasmtime::component::ResourceTableError::Full).context("[new_fields] pushing");
+        let e = classify(full);
+        assert_eq!(e.kind(), "limit-exceeded");
+        assert!(e.message().contains("limits.max_host_resources"), "{e}");
+
+        let fuel = wasmtime::Error::msg(
+            "too much data is being copied between the host and the guest: fuel allocated for hostcalls has been exhausted",
+        );
+        let e = classify(fuel);
+        assert_eq!(e.kind(), "limit-exceeded");
+        assert!(e.message().contains("limits.max_result_kib"), "{e}");
+
+        let e = classify(
+            MemoryLimitExceeded {
+                desired: 80 << 20,
+                limit: 64 << 20,
+            }
+            .into(),
+        );
+        assert_eq!(e.kind(), "memory-limit");
+        assert!(e.message().contains("memory_mib"), "{e}");
+
+        assert_eq!(classify(wasmtime::Trap::Interrupt.into()).kind(), "timeout");
+        let e = classify(wasmtime::Trap::StackOverflow.into());
+        assert_eq!(e.kind(), "trap");
+        assert!(e.message().contains("stack"), "{e}");
+        let e = classify(wasmtime::Error::msg("lifting failed"));
+        assert_eq!(e.kind(), "trap");
+        assert!(e.message().contains("failed in the host: lifting failed"), "{e}");
+    }
+
+    #[test]
+    fn results_are_size_checked_then_parsed() {
+        assert_eq!(parse_result(r#"{"a":1}"#, 100), Ok(serde_json::json!({"a": 1})));
+        let e = parse_result(&format!("\"{}\"", "x".repeat(200)), 100).expect_err("too big");
+        assert_eq!(e.kind(), "limit-exceeded");
+        assert!(
+            e.message().contains("202 byte result") && e.message().contains("100 bytes"),
+            "{e}"
+        );
+        let e = parse_result("this is { not JSON", 100).expect_err("not JSON");
+        assert_eq!(e.kind(), "invalid-output");
+    }
+
+    fn manifest(kind: &str, header: Option<&str>) -> Manifest {
+        Manifest {
+            integration: kind.into(),
+            version: "1".into(),
+            methods: vec![],
+            outbound_hosts: vec!["{base-url}".into()],
+            default_base_url: String::new(),
+            credential: header.map(|h| CredentialSpec {
+                name: "key".into(),
+                header: h.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_key_header_is_the_operators_or_the_registrys() {
+        let base = BaseUrl::parse("https://api.example.com").expect("url");
+        let key = Some(crate::secret::ApiKey::new("TEST_key_123456").expect("key"));
+        let mut settings = IntegrationSettings::new(base, key);
+        // Built-in kind: the registry's header.
+        let h = credential_header(&manifest("shipstation", Some("API-Key")), &settings).expect("ok");
+        assert_eq!(h.map(|h| h.to_string()), Some("api-key".into()));
+        // The component asks for another header than the registry's.
+        let e = credential_header(&manifest("shipstation", Some("X-Other")), &settings).expect_err("mismatch");
+        assert!(e.contains("X-Other") && e.contains("api-key"), "{e}");
+        // Unknown kind, a key, and nobody named a header: no call.
+        let e = credential_header(&manifest("acme", Some("X-Api-Key")), &settings).expect_err("no header");
+        assert!(e.contains("acme") && e.contains("credential_header"), "{e}");
+        // The operator names it.
+        settings.credential_header = Some(CredentialHeader::new("X-Api-Key").expect("header"));
+        let h = credential_header(&manifest("acme", Some("x-api-key")), &settings).expect("ok");
+        assert_eq!(h.map(|h| h.to_string()), Some("x-api-key".into()));
+        // An action that asks for no key gets none sent.
+        assert_eq!(credential_header(&manifest("acme", None), &settings), Ok(None));
+    }
+}

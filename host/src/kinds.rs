@@ -21,8 +21,9 @@
 //!   There is no silent fallback to the component's own default.
 
 use crate::error::guest_text;
-use crate::integration::BaseUrl;
+use crate::integration::{BaseUrl, IntegrationSettings};
 use crate::manifest::Manifest;
+use crate::secret::ApiKey;
 use anyhow::{bail, Result};
 use http::HeaderName;
 use std::collections::BTreeMap;
@@ -141,6 +142,18 @@ pub struct IntegrationKind {
     /// Where the operator declared it (`actionbox.toml:12`, `--base-url`);
     /// `None` for built-in kinds. Quoted in errors.
     pub declared_at: Option<String>,
+}
+
+impl IntegrationKind {
+    /// The settings a call of this kind runs with: `base_url` (the
+    /// integration's own, from the operator) or the kind's, the kind's
+    /// credential header, and `api_key`; default timeout and limits. The one
+    /// place settings are built from a kind, for the CLI and the catalog.
+    pub fn settings(&self, base_url: Option<BaseUrl>, api_key: Option<ApiKey>) -> IntegrationSettings {
+        let mut settings = IntegrationSettings::new(base_url.unwrap_or_else(|| self.base_url.clone()), api_key);
+        settings.credential_header = self.credential.as_ref().map(|c| c.header.clone());
+        settings
+    }
 }
 
 /// The kinds a host knows: built in, plus what the operator declared.

@@ -57,6 +57,10 @@ pub struct Manifest {
     pub credential: Option<CredentialSpec>,
 }
 
+/// The method an integration's Test button calls: one cheap authenticated
+/// request that proves the key works.
+pub const TEST_CONNECTION_METHOD: &str = "test-connection";
+
 /// JSON Schema types a parameter may have.
 pub const PARAM_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "object", "array"];
 
@@ -92,7 +96,10 @@ pub const MAX_CREDENTIAL_HEADER_BYTES: usize = 64;
 /// (escaped by [`guest_text`](crate::error::guest_text), then cut).
 pub const QUOTED_GUEST_TEXT_BYTES: usize = 64;
 
-fn is_identifier(name: &str) -> bool {
+/// Whether `name` is an id the host accepts for kinds, methods, parameters
+/// and actions: 1–64 of `A-Z a-z 0-9 _ -`, the rule OpenAI and MCP clients
+/// share for tool names (so any of them can become one).
+pub fn is_identifier(name: &str) -> bool {
     (1..=MAX_ID_BYTES).contains(&name.len())
         && name
             .bytes()
@@ -256,6 +263,11 @@ impl Manifest {
         let hosts: usize = self.outbound_hosts.iter().map(String::len).sum();
         let credential = self.credential.as_ref().map_or(0, |c| c.name.len() + c.header.len());
         self.integration.len() + self.version.len() + methods + hosts + self.default_base_url.len() + credential
+    }
+
+    /// The method behind an integration's Test button, if the action has one.
+    pub fn test_connection(&self) -> Option<&MethodSpec> {
+        self.method(TEST_CONNECTION_METHOD)
     }
 
     /// The method called `name` (machine or display name).
