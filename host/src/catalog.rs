@@ -132,17 +132,12 @@ impl ActionRun {
                 m.insert("result".into(), v.clone());
             }
             Err(e) => {
-                m.insert("error".into(), error_json(e));
+                m.insert("error".into(), crate::present::error(e));
             }
         }
         m.insert("response_instructions".into(), json!(self.response_instructions));
         Value::Object(m)
     }
-}
-
-/// `{"kind", "message", "request_id"}` of an error.
-pub fn error_json(e: &InvokeError) -> Value {
-    json!({ "kind": e.kind(), "message": e.message(), "request_id": e.request_id() })
 }
 
 /// Result of `session-start`.
@@ -496,7 +491,7 @@ impl ActionCatalog {
         for (name, run) in futures::future::join_all(runs).await {
             let payload = match run {
                 Ok(run) => run.assistant_payload(),
-                Err(e) => json!({ "error": { "kind": "host", "message": format!("{e:#}"), "request_id": null } }),
+                Err(e) => json!({ "error": crate::present::problem("host", format_args!("{e:#}")) }),
             };
             results.insert(name, payload);
         }

@@ -190,15 +190,25 @@ struct ConfigArg {
     config: PathBuf,
 }
 
-/// Formats of `tools`.
+/// Formats of `tools` (each printed as `{"tools": [...]}`, as `serve` answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ToolFormat {
-    /// OpenAI `tools` array (`{"type": "function", "function": …}`).
+    /// OpenAI `tools` entries (`{"type": "function", "function": …}`).
     Openai,
-    /// MCP `tools/list` result (`{"tools": [{"name", "description", "inputSchema"}]}`).
+    /// MCP `tools/list` entries (`{"name", "description", "inputSchema"}`).
     Mcp,
     /// actionbox's own: every field, including execution, trigger and response instructions.
     Json,
+}
+
+impl From<ToolFormat> for crate::present::ToolFormat {
+    fn from(f: ToolFormat) -> Self {
+        match f {
+            ToolFormat::Openai => Self::Openai,
+            ToolFormat::Mcp => Self::Mcp,
+            ToolFormat::Json => Self::Json,
+        }
+    }
 }
 
 /// Settings of the integration a command runs against. Where the key goes
@@ -399,12 +409,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let catalog = ActionCatalog::load(&config.config).await?;
             let tools = catalog.tools(phase, direction);
-            let out = match format {
-                ToolFormat::Json => serde_json::to_value(&tools)?,
-                ToolFormat::Openai => serde_json::Value::Array(tools.iter().map(|t| t.openai()).collect()),
-                ToolFormat::Mcp => serde_json::json!({ "tools": tools.iter().map(|t| t.mcp()).collect::<Vec<_>>() }),
-            };
-            emit(&serde_json::to_string_pretty(&out)?);
+            emit(&serde_json::to_string_pretty(&crate::present::tools(
+                &tools,
+                format.into(),
+            ))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::SessionStart { config, context } => {

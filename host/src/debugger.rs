@@ -10,7 +10,8 @@
 //! and bidi overrides come out as visible `\u{..}` escapes, and each string is
 //! cut to a cap below.
 
-use crate::catalog::{error_json, ActionRun};
+use crate::catalog::ActionRun;
+
 use crate::error::{guest_text, MAX_GUEST_MESSAGE_BYTES};
 use crate::limits::SandboxViolation;
 use crate::outbound::OutboundRecord;
@@ -132,7 +133,7 @@ pub fn trace_json(run: &ActionRun) -> Value {
         "peak_memory_bytes": r.peak_memory_bytes,
         "outcome": match &r.outcome {
             Ok(v) => json!({ "ok": defused(v.clone(), PAYLOAD_STRING_BYTES) }),
-            Err(e) => json!({ "error": defused(error_json(e), TEXT_BYTES) }),
+            Err(e) => json!({ "error": defused(crate::present::error(e), TEXT_BYTES) }),
         },
         "failed_at": failure_point(run),
         "outbound": r.outbound.iter().map(record_json).collect::<Vec<_>>(),

@@ -16,6 +16,7 @@
 //! - [`config`]: `actionbox.toml` — integrations and custom actions;
 //! - [`catalog`]: the configured actions — tool definitions, session start, invoke, Test;
 //! - [`debugger`]: the Action Debugger's trace;
+//! - [`present`]: what people and assistants see — tool lists, error bodies, HTTP statuses;
 //! - [`server`] and [`metrics`]: `actionbox serve`, the platform's HTTP API;
 //! - [`mcp`]: `actionbox mcp`, the configured actions as an MCP server over stdio;
 //! - [`cli`]: the `actionbox` command line.
@@ -50,6 +51,7 @@ pub mod manifest;
 pub mod mcp;
 pub mod metrics;
 pub mod outbound;
+pub mod present;
 pub mod secret;
 pub mod server;
 pub mod state;

@@ -80,7 +80,7 @@ impl ServerHandler for McpActions {
                 Err(_) => CallToolResult::structured_error(run.assistant_payload()),
             },
             Err(e) => CallToolResult::structured_error(json!({
-                "error": { "kind": "host", "message": format!("{e:#}"), "request_id": null }
+                "error": crate::present::problem("host", format_args!("{e:#}"))
             })),
         };
         Ok(result.into())

@@ -39,10 +39,11 @@
 
 pub mod connections;
 
-use crate::catalog::{error_json, ActionCatalog};
+use crate::catalog::ActionCatalog;
 use crate::config::{Direction, Phase};
 use crate::error::InvokeError;
 use crate::metrics::Metrics;
+use crate::present::{self, problem, ToolFormat};
 use anyhow::{Context, Result};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -324,7 +325,7 @@ async fn require_token(State(state): State<ServeState>, request: Request, next: 
             state.metrics.unauthorized();
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
-                json!({ "kind": "unauthenticated", "message": "missing or wrong bearer token", "request_id": null }),
+                problem("unauthenticated", "missing or wrong bearer token"),
             );
             response
                 .headers_mut()
@@ -343,14 +344,11 @@ fn error_response(status: StatusCode, error: Value) -> Response {
 /// arrive within the header-read timeout (408).
 fn bad_body(e: &axum::extract::rejection::JsonRejection, shape: &str) -> Response {
     if caused_by::<connections::BodyTimeout>(e) {
-        return error_response(
-            StatusCode::REQUEST_TIMEOUT,
-            json!({ "kind": "request-timeout", "message": e.body_text() }),
-        );
+        return error_response(StatusCode::REQUEST_TIMEOUT, problem("request-timeout", e.body_text()));
     }
     error_response(
         e.status(),
-        json!({ "kind": "invalid-input", "message": format!("{}; send {shape}", e.body_text()) }),
+        problem("invalid-input", format_args!("{}; send {shape}", e.body_text())),
     )
 }
 
@@ -364,13 +362,13 @@ fn saturated(state: &ServeState, route: &'static str, integration: &str) -> Resp
     state.metrics.saturated(route, integration);
     let mut response = error_response(
         StatusCode::TOO_MANY_REQUESTS,
-        json!({
-            "kind": "saturated",
-            "message": format!(
+        problem(
+            "saturated",
+            format_args!(
                 "integration `{integration}` already has {} calls in flight; retry shortly",
                 state.options.max_concurrency
             ),
-        }),
+        ),
     );
     response
         .headers_mut()
@@ -384,27 +382,13 @@ fn no_slot(state: &ServeState, route: &'static str, why: NoSlot<'_>) -> Response
         NoSlot::Saturated(integration) => saturated(state, route, integration),
         NoSlot::Unknown(integration) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            json!({ "kind": "host", "message": format!("integration `{integration}` has no concurrency permits; reload the configuration (SIGHUP)") }),
+            problem(
+                "host",
+                format_args!(
+                    "integration `{integration}` has no concurrency permits; reload the configuration (SIGHUP)"
+                ),
+            ),
         ),
-    }
-}
-
-/// The HTTP status for an action's failure.
-pub fn status_of(e: &InvokeError) -> StatusCode {
-    match e {
-        InvokeError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        InvokeError::NotFound { .. } => StatusCode::NOT_FOUND,
-        InvokeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        InvokeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        InvokeError::Unauthorized { .. } | InvokeError::Upstream { .. } | InvokeError::Denied { .. } => {
-            StatusCode::BAD_GATEWAY
-        }
-        InvokeError::Internal { .. }
-        | InvokeError::MemoryLimit { .. }
-        | InvokeError::Trap { .. }
-        | InvokeError::InvalidOutput { .. }
-        | InvokeError::LimitExceeded { .. }
-        | InvokeError::Host { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -418,14 +402,9 @@ struct ToolsQuery {
 async fn tools(State(state): State<ServeState>, Query(q): Query<ToolsQuery>) -> Response {
     let loaded = state.current().await;
     let tools = loaded.catalog.tools(q.phase, q.direction);
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Json(json!({ "tools": tools })).into_response(),
-        "openai" => Json(json!({ "tools": tools.iter().map(|t| t.openai()).collect::<Vec<_>>() })).into_response(),
-        "mcp" => Json(json!({ "tools": tools.iter().map(|t| t.mcp()).collect::<Vec<_>>() })).into_response(),
-        other => error_response(
-            StatusCode::BAD_REQUEST,
-            json!({ "kind": "invalid-input", "message": format!("unknown format `{other}`; use json, openai or mcp") }),
-        ),
+    match q.format.as_deref().unwrap_or("json").parse::<ToolFormat>() {
+        Ok(format) => Json(present::tools(&tools, format)).into_response(),
+        Err(why) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", why)),
     }
 }
 
@@ -453,7 +432,7 @@ async fn invoke(
     let Some(action) = loaded.catalog.action(&name) else {
         return error_response(
             StatusCode::NOT_FOUND,
-            json!({ "kind": "unknown-action", "message": format!("no action is named `{name}`") }),
+            problem("unknown-action", format_args!("no action is named `{name}`")),
         );
     };
     let calls = BTreeMap::from([(action.config.integration.as_str(), 1)]);
@@ -469,14 +448,19 @@ async fn invoke(
             state.metrics.finished(&name, "host", started.elapsed());
             return error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                json!({ "kind": "host", "message": format!("{e:#}"), "request_id": null }),
+                problem("host", format_args!("{e:#}")),
             );
         }
     };
     let outcome = run.report.outcome.as_ref().err().map_or("ok", InvokeError::kind);
     state.metrics.finished(&name, outcome, started.elapsed());
     state.metrics.record_outbound(&run.report);
-    let status = run.report.outcome.as_ref().err().map_or(StatusCode::OK, status_of);
+    let status = run
+        .report
+        .outcome
+        .as_ref()
+        .err()
+        .map_or(StatusCode::OK, present::http_status);
     let mut response = (status, Json(run.assistant_payload())).into_response();
     if let Err(InvokeError::RateLimited {
         retry_after_secs: Some(s),
@@ -514,10 +498,7 @@ async fn session_start(
     let _in_flight = state.metrics.start();
     match loaded.catalog.session_start(&body.context).await {
         Ok(report) => Json(report).into_response(),
-        Err(e) => error_response(
-            StatusCode::BAD_REQUEST,
-            json!({ "kind": "invalid-input", "message": format!("{e:#}") }),
-        ),
+        Err(e) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", format_args!("{e:#}"))),
     }
 }
 
@@ -563,9 +544,9 @@ async fn test_integration(State(state): State<ServeState>, UrlPath(name): UrlPat
         Ok((base_url, report)) => match &report.outcome {
             Ok(v) => Json(json!({ "ok": true, "message": v.get("message"), "base_url": base_url, "elapsed_ms": report.elapsed_ms }))
                 .into_response(),
-            Err(e) => (status_of(e), Json(json!({ "ok": false, "error": error_json(e), "base_url": base_url }))).into_response(),
+            Err(e) => (present::http_status(e), Json(json!({ "ok": false, "error": present::error(e), "base_url": base_url }))).into_response(),
         },
-        Err(e) => error_response(StatusCode::NOT_FOUND, json!({ "kind": "unknown-integration", "message": format!("{e:#}") })),
+        Err(e) => error_response(StatusCode::NOT_FOUND, problem("unknown-integration", format_args!("{e:#}"))),
     }
 }
 

@@ -105,7 +105,9 @@ fn named_problem(variant: &str) -> &'static [&'static str] {
         "describe-panic" => &["panic", "trap", "crash"],
         "huge-manifest" => &["description"],
         "many-methods" => &["methods"],
-        "escape-sequences" => &["integration", "kind"],
+        // Its 10 MB version string is over the hostcall bound, so the
+        // manifest is refused for its size before its id is even read.
+        "escape-sequences" => &["integration", "kind", "manifest of over"],
         _ => &[],
     }
 }

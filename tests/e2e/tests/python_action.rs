@@ -493,7 +493,7 @@ async fn config_integration_applies_its_memory_limit_to_the_python_action() {
     let tools = run_actionbox(&["tools", "--config", &roomy], key).await;
     assert_eq!(tools.code, 0, "{}", tools.stderr);
     let tools: Value = serde_json::from_str(&tools.stdout).expect("tools JSON");
-    let names: Vec<&str> = tools
+    let names: Vec<&str> = tools["tools"]
         .as_array()
         .expect("a list of tools")
         .iter()
