@@ -142,21 +142,30 @@ async fn missing_or_wrong_token_is_401_before_any_work() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn saturation_is_429_with_retry_after_not_a_queue() {
-    let sim = Simulator::start().await.expect("simulator");
-    sim.add_fault(
-        FaultRule::on("/v2/shipments")
-            .delay(Duration::from_millis(1500))
-            .times(1),
-    );
-    let s = start(&sim, 1).await;
+/// A server with one permit per integration, and a trackOrder call holding
+/// it: the simulator delays its first shipments answer by `delay`.
+async fn hold_the_only_permit(
+    sim: &Simulator,
+    delay: Duration,
+) -> (
+    actionbox_e2e::api::Server,
+    tokio::task::JoinHandle<actionbox_e2e::api::Answer>,
+) {
+    sim.add_fault(FaultRule::on("/v2/shipments").delay(delay).times(1));
+    let s = start(sim, 1).await;
     let addr = s.addr;
-    let first =
+    let holder =
         tokio::spawn(
             async move { http(addr, "POST", "/v1/actions/trackOrder/invoke", Some(TOKEN), Some(ORDER)).await },
         );
     tokio::time::sleep(Duration::from_millis(400)).await;
+    (s, holder)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn saturation_is_429_with_retry_after_not_a_queue() {
+    let sim = Simulator::start().await.expect("simulator");
+    let (s, first) = hold_the_only_permit(&sim, Duration::from_millis(1500)).await;
     let second = http(
         s.addr,
         "POST",
@@ -183,18 +192,7 @@ async fn saturation_is_429_with_retry_after_not_a_queue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn session_start_and_test_button_take_the_integrations_permits() {
     let sim = Simulator::start().await.expect("simulator");
-    sim.add_fault(
-        FaultRule::on("/v2/shipments")
-            .delay(Duration::from_millis(2500))
-            .times(1),
-    );
-    let s = start(&sim, 1).await;
-    let addr = s.addr;
-    let holder =
-        tokio::spawn(
-            async move { http(addr, "POST", "/v1/actions/trackOrder/invoke", Some(TOKEN), Some(ORDER)).await },
-        );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, holder) = hold_the_only_permit(&sim, Duration::from_millis(2500)).await;
     assert_eq!(s.state.metrics.in_flight(), 1, "the invoke holds shop's only permit");
     let upstream_before = sim.requests().len();
 
