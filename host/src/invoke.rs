@@ -313,9 +313,7 @@ fn credential_header(
     integration: &IntegrationSettings,
 ) -> Result<Option<CredentialHeader>, String> {
     let header = integration.credential_header.clone().or_else(|| {
-        KindRegistry::builtin()
-            .get(&manifest.integration)
-            .and_then(|k| k.credential.as_ref().map(|c| c.header.clone()))
+        KindRegistry::builtin_kind(&manifest.integration).and_then(|k| k.credential.as_ref().map(|c| c.header.clone()))
     });
     let Some(requested) = &manifest.credential else {
         // The action asked for no key: none is sent.

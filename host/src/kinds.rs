@@ -188,6 +188,13 @@ impl KindRegistry {
         Self { kinds }
     }
 
+    /// The built-in kind called `name`, from a registry built once per
+    /// process (the invoke path asks on every call).
+    pub fn builtin_kind(name: &str) -> Option<&'static IntegrationKind> {
+        static BUILTIN: std::sync::OnceLock<KindRegistry> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(Self::builtin).get(name)
+    }
+
     /// Add an operator-declared kind. Built-in kinds cannot be redefined (an
     /// integration's `base_url` points one elsewhere).
     pub fn declare(&mut self, kind: IntegrationKind) -> Result<()> {
