@@ -38,6 +38,19 @@ pub struct CatalogAction {
     integration: usize,
 }
 
+impl CatalogAction {
+    /// The required parameters `context` lacks (absent or null): the one
+    /// rule for whether a session-start action runs.
+    pub fn missing_in(&self, context: &Map<String, Value>) -> Vec<&str> {
+        self.method
+            .params
+            .iter()
+            .filter(|p| p.required && context.get(&p.name).is_none_or(Value::is_null))
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+}
+
 struct LoadedIntegration {
     config: IntegrationConfig,
     component: Arc<ActionComponent>,
@@ -442,6 +455,20 @@ impl ActionCatalog {
         })
     }
 
+    /// The session-start actions that a session starting with `context`
+    /// runs: those whose required parameters it provides (what
+    /// [`ActionCatalog::session_start`] runs; `serve` counts them to take
+    /// one call slot each).
+    pub fn session_start_runs<'a>(
+        &'a self,
+        context: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = &'a CatalogAction> + 'a {
+        self.actions
+            .iter()
+            .filter(|a| a.config.execution.runs_in(Phase::SessionStart))
+            .filter(|a| a.missing_in(context).is_empty())
+    }
+
     /// Run every session-start action whose required parameters `context`
     /// provides, concurrently.
     pub async fn session_start(&self, context: &Value) -> Result<SessionStartReport> {
@@ -455,13 +482,7 @@ impl ActionCatalog {
             .iter()
             .filter(|a| a.config.execution.runs_in(Phase::SessionStart))
         {
-            let missing: Vec<&str> = a
-                .method
-                .params
-                .iter()
-                .filter(|p| p.required && context.get(&p.name).is_none_or(Value::is_null))
-                .map(|p| p.name.as_str())
-                .collect();
+            let missing = a.missing_in(context);
             if !missing.is_empty() {
                 skipped.insert(
                     a.config.name.clone(),

@@ -503,26 +503,14 @@ async fn session_start(
 }
 
 /// How many calls `ActionCatalog::session_start` runs on each integration
-/// for `context`: the session-start actions whose required parameters the
-/// context gives (not null). This mirrors the catalog's own selection; a
-/// context that is not an object runs nothing (the catalog refuses it).
-fn session_start_calls<'a>(catalog: &'a ActionCatalog, context: &Value) -> BTreeMap<&'a str, u32> {
+/// for `context` (`ActionCatalog::session_start_runs`); a context that is
+/// not an object runs nothing (the catalog refuses it).
+fn session_start_calls<'a>(catalog: &'a ActionCatalog, context: &'a Value) -> BTreeMap<&'a str, u32> {
     let mut calls = BTreeMap::new();
-    let Some(context) = context.as_object() else {
-        return calls;
-    };
-    let runs = catalog
-        .actions()
-        .iter()
-        .filter(|a| a.config.execution.runs_in(Phase::SessionStart))
-        .filter(|a| {
-            a.method
-                .params
-                .iter()
-                .all(|p| !p.required || context.get(&p.name).is_some_and(|v| !v.is_null()))
-        });
-    for a in runs {
-        *calls.entry(a.config.integration.as_str()).or_insert(0) += 1;
+    if let Some(context) = context.as_object() {
+        for a in catalog.session_start_runs(context) {
+            *calls.entry(a.config.integration.as_str()).or_insert(0) += 1;
+        }
     }
     calls
 }
