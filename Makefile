@@ -61,7 +61,8 @@ WASM_DIR          := target/$(WASM_TARGET)/release
 HOSTILE_OUT       := target/hostile-guest
 HOSTILE_MANIFESTS := target/hostile-manifests
 HOSTILE_MANIFEST_VARIANTS := foreign-base-url private-default reflected-header unknown-kind-reflected-header \
-	describe-loop describe-panic huge-manifest many-methods escape-sequences
+	describe-loop describe-panic huge-manifest many-methods escape-sequences \
+	many-default-actions default-action-unknown-method default-action-huge-instructions default-action-bad-name
 
 component: setup
 	$(GUEST_PROFILE) $(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)
@@ -72,6 +73,8 @@ component: setup
 #   tests/hostile-manifest  one hostile `describe` per cargo feature -> $(HOSTILE_MANIFESTS)/<feature>.wasm
 #                           (default.wasm: none, a valid manifest); each is rebuilt only when
 #                           its sources changed, since the variants share one cargo output file.
+#   tests/legacy-action     an action built against the old 0.1.0 contract, which hosts refuse
+#                           at load -> target/legacy-action/legacy_action_0_1_0.wasm
 # Built after `component`, whose plain hostile_guest.wasm is copied back last.
 test-components: component edge-tools
 	@set -e; out=$(HOSTILE_OUT)/hostile_two_memories.wasm; \
@@ -94,6 +97,13 @@ test-components: component edge-tools
 		$(GUEST_PROFILE) $(CARGO) build --quiet --release -p hostile-manifest $$features --target $(WASM_TARGET); \
 		cp $(WASM_DIR)/hostile_manifest.wasm $$out; \
 	done
+	@set -e; out=target/legacy-action/legacy_action_0_1_0.wasm; \
+	if [ ! -f $$out ] || [ -n "$$(find tests/legacy-action wit/deps Cargo.lock -newer $$out -type f | head -n1)" ]; then \
+		echo "$(CARGO) build --release -p legacy-action --target $(WASM_TARGET)"; \
+		$(GUEST_PROFILE) $(CARGO) build --release -p legacy-action --target $(WASM_TARGET); \
+		mkdir -p $$(dirname $$out); \
+		cp $(WASM_DIR)/legacy_action.wasm $$out; \
+	fi
 
 # edge-serve (tests/edge-serve) is built with the host so wasmtime's features
 # unify and it is compiled once for both.
@@ -119,7 +129,7 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release -p shipstation -p hostile-guest -p hostile-manifest --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release -p shipstation -p hostile-guest -p hostile-manifest -p legacy-action --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy --release -p hostile-guest --features two-memories --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy --release -p actionbox-bench --all-targets -- -D warnings
 	$(CARGO) clippy --release -p edge-gateway -p edge-adapter -p edge-cli-stubs -p edge-probe --target $(WASM_TARGET) -- -D warnings
@@ -152,15 +162,19 @@ jco: component $(JCO_STAMP)
 inspect: component $(JCO_STAMP)
 	@$(JCO) wit $(COMPONENT)
 
-# make demo, with Node.js as the host.
-demo-jco: host jco
+# make demo, with Node.js as the host (only the simulator is built in Rust).
+demo-jco: jco
+	$(CARGO) build --release -p shipstation-sim
 	@set -e; dir=$$(mktemp -d); \
 	$(SIMULATOR) --url-file $$dir/url --api-key $(SIM_KEY) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; rm -rf $$dir' EXIT INT TERM; \
 	for i in $$(seq 1 100); do [ -s $$dir/url ] && break; sleep 0.1; done; \
+	url=$$(cat $$dir/url); \
+	echo "== node $(JCO_DIR)/host.mjs test-connection (the integration's Test button)"; \
+	SHIPSTATION_API_KEY=$(SIM_KEY) node $(JCO_DIR)/host.mjs test-connection --base-url $$url; \
 	echo "== node $(JCO_DIR)/host.mjs run trackOrder --input '{\"order_id\":\"$(ORDER)\"}'"; \
 	SHIPSTATION_API_KEY=$(SIM_KEY) node $(JCO_DIR)/host.mjs run trackOrder \
-		--input '{"order_id":"$(ORDER)"}' --base-url $$(cat $$dir/url)
+		--input '{"order_id":"$(ORDER)"}' --base-url $$url
 
 # The Python orderStatus action: the same wit/ world, built with componentize-py.
 python-action: $(PYTHON_ACTION)

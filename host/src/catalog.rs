@@ -4,12 +4,12 @@
 //! session-start runs, invocations and the Test button.
 
 use crate::config::{ActionConfig, Config, Direction, Execution, IntegrationConfig, KeySource, Phase, Trigger};
-use crate::engine::{ActionComponent, ActionEngine, EngineOptions, PoolSizing};
-use crate::error::InvokeError;
-use crate::integration::IntegrationSettings;
-use crate::invoke::InvocationReport;
-use crate::kinds::IntegrationKind;
-use crate::manifest::MethodSpec;
+use actionbox_runtime::engine::{ActionComponent, ActionEngine, EngineOptions, PoolSizing};
+use actionbox_runtime::error::InvokeError;
+use actionbox_runtime::integration::IntegrationSettings;
+use actionbox_runtime::invoke::InvocationReport;
+use actionbox_runtime::kinds::IntegrationKind;
+use actionbox_runtime::manifest::MethodSpec;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -20,13 +20,6 @@ use std::sync::Arc;
 /// Pool slots beyond the per-integration bounds: one-shot describes at load
 /// and reload, and calls of the library API outside `serve`'s permits.
 pub const POOL_SPARE_SLOTS: u32 = 16;
-
-/// Response instructions of the default ShipStation `trackOrder` action.
-pub const DEFAULT_TRACK_ORDER_INSTRUCTIONS: &str = "Tell the customer where the order is in one or two sentences: \
-the status (tracking.status_description), the carrier and tracking number with the tracking_url link, and the \
-estimated_delivery_date if it is not delivered yet (actual_delivery_date if it is). If exception_description is set, \
-explain the problem plainly and say what happens next. If the order has several shipments, summarise each. If \
-shipped is false, say the order has not shipped yet using message. Never invent dates or numbers.";
 
 /// An action ready to run.
 #[derive(Debug, Clone)]
@@ -162,24 +155,59 @@ pub struct SessionStartReport {
     pub skipped: BTreeMap<String, String>,
 }
 
-fn default_action_name(integration: &IntegrationConfig, shipstation_count: usize) -> String {
-    if shipstation_count == 1 {
-        "trackOrder".to_string()
-    } else {
-        let safe: String = integration
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        format!("{safe}_trackOrder")
+/// The default actions the components of `integrations` declare, for every
+/// integration that has them on. A name offered by several integrations is
+/// prefixed with the integration's name (`us-store_trackOrder`), cut so the
+/// tool name stays within 64 bytes.
+fn default_actions(integrations: &[LoadedIntegration], file: &str) -> Result<Vec<ActionConfig>> {
+    let on = || integrations.iter().filter(|i| i.config.default_actions);
+    let mut offered: BTreeMap<&str, usize> = BTreeMap::new();
+    for integ in on() {
+        for d in &integ.component.manifest().default_actions {
+            *offered.entry(d.name.as_str()).or_default() += 1;
+        }
     }
+    let mut actions = Vec::new();
+    for integ in on() {
+        for d in &integ.component.manifest().default_actions {
+            let name = if offered[d.name.as_str()] == 1 {
+                d.name.clone()
+            } else {
+                let room = actionbox_runtime::manifest::MAX_ID_BYTES.saturating_sub(d.name.len() + 1);
+                let prefix: String = integ
+                    .config
+                    .name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                    .take(room)
+                    .collect();
+                if prefix.is_empty() {
+                    bail!(
+                        "{file}:{}: integration `{}`: its default action `{}` is also offered by another integration \
+                         and its name leaves no room for a prefix; set default_actions = false on one of them",
+                        integ.config.line,
+                        integ.config.name,
+                        d.name
+                    );
+                }
+                format!("{prefix}_{}", d.name)
+            };
+            actions.push(ActionConfig {
+                name,
+                description: d.description.clone(),
+                integration: integ.config.name.clone(),
+                method: d.method.clone(),
+                execution: d.execution,
+                trigger: d.trigger,
+                parameter_descriptions: d.parameter_descriptions.clone(),
+                parameter_lines: BTreeMap::new(),
+                response_instructions: d.response_instructions.clone(),
+                line: integ.config.line,
+                method_line: integ.config.line,
+            });
+        }
+    }
+    Ok(actions)
 }
 
 impl ActionCatalog {
@@ -208,19 +236,19 @@ impl ActionCatalog {
             .integrations
             .iter()
             .map(|i| i.limits.memory_bytes)
-            .fold(crate::limits::DEFAULT_MEMORY_BYTES, usize::max);
+            .fold(actionbox_runtime::limits::DEFAULT_MEMORY_BYTES, usize::max);
         let pool = match calls_per_integration {
             None => None,
             Some(calls) => {
                 let instances = u32::try_from(calls.saturating_mul(config.integrations.len().max(1)))
                     .unwrap_or(u32::MAX)
                     .saturating_add(POOL_SPARE_SLOTS);
-                if instances > crate::engine::MAX_POOL_INSTANCES {
+                if instances > actionbox_runtime::engine::MAX_POOL_INSTANCES {
                     bail!(
                         "{} integrations × {calls} concurrent calls needs {instances} instance slots, more than the \
                          {} one host may pool; lower --max-concurrency or split the integrations across hosts",
                         config.integrations.len(),
-                        crate::engine::MAX_POOL_INSTANCES
+                        actionbox_runtime::engine::MAX_POOL_INSTANCES
                     );
                 }
                 Some(PoolSizing { instances })
@@ -251,7 +279,7 @@ impl ActionCatalog {
                 bail!(
                     "{at} field `kind`: `{}` does not match the component, which is a `{}` action",
                     integ.kind,
-                    crate::error::guest_text(&manifest.integration, 64)
+                    actionbox_runtime::error::guest_text(&manifest.integration, 64)
                 );
             }
             let kind = config.kinds.admit(manifest).with_context(|| at.clone())?.clone();
@@ -269,33 +297,11 @@ impl ActionCatalog {
         }
 
         let mut configs = config.actions.clone();
-        let shipstation_defaults = config
-            .integrations
-            .iter()
-            .filter(|i| i.default_actions && i.kind == "shipstation")
-            .count();
-        for integ in config
-            .integrations
-            .iter()
-            .filter(|i| i.default_actions && i.kind == "shipstation")
-        {
-            let name = default_action_name(integ, shipstation_defaults);
-            if configs.iter().any(|a| a.name == name) {
+        for default in default_actions(&integrations, &file)? {
+            if configs.iter().any(|a| a.name == default.name) {
                 continue; // a custom action of that name replaces the default
             }
-            configs.push(ActionConfig {
-                name,
-                description: None,
-                integration: integ.name.clone(),
-                method: "trackOrder".into(),
-                execution: Execution::DuringInteraction,
-                trigger: Trigger::Inbound,
-                parameter_descriptions: BTreeMap::new(),
-                parameter_lines: BTreeMap::new(),
-                response_instructions: Some(DEFAULT_TRACK_ORDER_INSTRUCTIONS.into()),
-                line: integ.line,
-                method_line: integ.line,
-            });
+            configs.push(default);
         }
 
         let mut actions = Vec::new();
@@ -371,8 +377,8 @@ impl ActionCatalog {
     pub fn tools(&self, phase: Option<Phase>, direction: Option<Direction>) -> Vec<ToolDefinition> {
         self.actions
             .iter()
-            .filter(|a| phase.is_none_or(|p| a.config.execution.runs_in(p)))
-            .filter(|a| direction.is_none_or(|d| a.config.trigger.fires_on(d)))
+            .filter(|a| phase.is_none_or(|p| p.admits(a.config.execution)))
+            .filter(|a| direction.is_none_or(|d| d.admits(a.config.trigger)))
             .map(|a| self.tool(a))
             .collect()
     }
@@ -465,7 +471,7 @@ impl ActionCatalog {
     ) -> impl Iterator<Item = &'a CatalogAction> + 'a {
         self.actions
             .iter()
-            .filter(|a| a.config.execution.runs_in(Phase::SessionStart))
+            .filter(|a| Phase::SessionStart.admits(a.config.execution))
             .filter(|a| a.missing_in(context).is_empty())
     }
 
@@ -480,7 +486,7 @@ impl ActionCatalog {
         for a in self
             .actions
             .iter()
-            .filter(|a| a.config.execution.runs_in(Phase::SessionStart))
+            .filter(|a| Phase::SessionStart.admits(a.config.execution))
         {
             let missing = a.missing_in(context);
             if !missing.is_empty() {
@@ -530,13 +536,8 @@ impl ActionCatalog {
                 anyhow!("no integration is named `{name}`; configured: {}", known.join(", "))
             })?;
         let integ = &self.integrations[index];
-        let method = integ
-            .component
-            .manifest()
-            .test_connection()
-            .ok_or_else(|| anyhow!("integration `{name}`: its component offers no test-connection method"))?;
         let settings = self.settings(index)?;
-        let report = integ.component.invoke(&settings, &method.name, "{}").await;
+        let report = integ.component.test_connection(&settings).await;
         Ok((settings.base_url.to_string(), report))
     }
 }

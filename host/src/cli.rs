@@ -2,12 +2,12 @@
 
 use crate::catalog::ActionCatalog;
 use crate::config::{Direction, Phase};
-use crate::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
-use crate::engine::{ActionComponent, ActionEngine};
-use crate::error::InvokeError;
-use crate::integration::{BaseUrl, IntegrationSettings};
-use crate::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
-use crate::secret::ApiKey;
+use actionbox_runtime::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
+use actionbox_runtime::engine::{ActionComponent, ActionEngine};
+use actionbox_runtime::error::InvokeError;
+use actionbox_runtime::integration::{BaseUrl, IntegrationSettings};
+use actionbox_runtime::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
+use actionbox_runtime::secret::ApiKey;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -282,9 +282,10 @@ impl IntegrationArgs {
                 .unwrap_or_default();
             bail!(
                 "this action needs a {}: {env}pass --api-key-env VAR or --api-key-file PATH",
-                credential
-                    .as_ref()
-                    .map_or_else(|| crate::error::guest_text(&wanted.name, 64), |c| c.name.clone())
+                credential.as_ref().map_or_else(
+                    || actionbox_runtime::error::guest_text(&wanted.name, 64),
+                    |c| c.name.clone()
+                )
             );
         }
         let mut settings = kind.settings(operator_base, api_key);
@@ -298,11 +299,11 @@ impl IntegrationArgs {
     fn undeclared_kind(
         &self,
         registry: &KindRegistry,
-        manifest: &crate::manifest::Manifest,
+        manifest: &actionbox_runtime::manifest::Manifest,
         operator_base: Option<BaseUrl>,
     ) -> Result<IntegrationKind> {
         registry.check_requests(manifest)?;
-        let kind = crate::error::guest_text(&manifest.integration, 64);
+        let kind = actionbox_runtime::error::guest_text(&manifest.integration, 64);
         let Some(base) = operator_base else {
             bail!(
                 "the component is a `{kind}` action, a kind this host does not know, so nothing says where its key \
@@ -319,7 +320,7 @@ impl IntegrationArgs {
             (Some(wanted), None) => bail!(
                 "the `{kind}` action needs a key; pass --credential-header NAME to say which header carries it \
                  (the component asks for `{}`)",
-                crate::error::guest_text(&wanted.header, 64)
+                actionbox_runtime::error::guest_text(&wanted.header, 64)
             ),
             (Some(wanted), Some(given)) => {
                 let header = CredentialHeader::new(given).context("--credential-header")?;
@@ -327,12 +328,12 @@ impl IntegrationArgs {
                     bail!(
                         "--credential-header is `{header}` but the component asks for its key in `{}`; the key is \
                          sent only in the header you name, so the action would not work",
-                        crate::error::guest_text(&wanted.header, 64)
+                        actionbox_runtime::error::guest_text(&wanted.header, 64)
                     );
                 }
                 Some(KindCredential {
                     header,
-                    name: crate::error::guest_text(&wanted.name, 64),
+                    name: actionbox_runtime::error::guest_text(&wanted.name, 64),
                     default_env: None,
                 })
             }
@@ -526,14 +527,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::TestConnection { component, integration } => {
             let action = load(&component).await?;
             let settings = integration.settings(&action)?;
-            let Some(method) = action.manifest().test_connection() else {
-                bail!(
-                    "this action offers no test-connection method; it offers: {}",
-                    action.manifest().method_list()
-                );
-            };
-            let method = method.name.clone();
-            let report = action.invoke(&settings, &method, "{}").await;
+            let report = action.test_connection(&settings).await;
             Ok(print_test_result(&report, &settings.base_url.to_string()))
         }
     }
@@ -562,7 +556,7 @@ async fn shutdown_signal() {
 }
 
 /// Print the Test button's verdict: `OK: …` or `FAILED: <kind>: …`.
-fn print_test_result(report: &crate::invoke::InvocationReport, base_url: &str) -> ExitCode {
+fn print_test_result(report: &actionbox_runtime::invoke::InvocationReport, base_url: &str) -> ExitCode {
     match &report.outcome {
         Ok(value) => {
             let message = value

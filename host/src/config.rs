@@ -30,42 +30,18 @@
 //! credential_header = "X-Api-Key"
 //! ```
 
-use crate::deadline::ActionTimeout;
-use crate::integration::BaseUrl;
-use crate::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
-use crate::limits::SandboxLimits;
-use crate::secret::ApiKey;
+use actionbox_runtime::deadline::ActionTimeout;
+use actionbox_runtime::integration::BaseUrl;
+use actionbox_runtime::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
+use actionbox_runtime::limits::SandboxLimits;
+use actionbox_runtime::secret::ApiKey;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// When an action runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Execution {
-    /// When a conversation starts, with what the session context provides.
-    SessionStart,
-    /// When the assistant decides to call it during the conversation.
-    #[default]
-    DuringInteraction,
-    /// Both.
-    Both,
-}
-
-/// Which messages an action is offered for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trigger {
-    /// While answering a customer's inbound message.
-    #[default]
-    Inbound,
-    /// While composing an outbound reply (e.g. agent-initiated).
-    Outbound,
-    /// Both.
-    Both,
-}
+pub use actionbox_runtime::manifest::{Execution, Trigger};
 
 /// The phase of a conversation, for filtering tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -87,11 +63,11 @@ pub enum Direction {
     Outbound,
 }
 
-impl Execution {
-    /// Whether an action with this execution runs in `phase`.
-    pub fn runs_in(self, phase: Phase) -> bool {
+impl Phase {
+    /// Whether an action with `execution` runs in this phase.
+    pub fn admits(self, execution: Execution) -> bool {
         matches!(
-            (self, phase),
+            (execution, self),
             (Execution::Both, _)
                 | (Execution::SessionStart, Phase::SessionStart)
                 | (Execution::DuringInteraction, Phase::Interaction)
@@ -99,11 +75,11 @@ impl Execution {
     }
 }
 
-impl Trigger {
-    /// Whether an action with this trigger is offered for `direction`.
-    pub fn fires_on(self, direction: Direction) -> bool {
+impl Direction {
+    /// Whether an action with `trigger` is offered for this direction.
+    pub fn admits(self, trigger: Trigger) -> bool {
         matches!(
-            (self, direction),
+            (trigger, self),
             (Trigger::Both, _) | (Trigger::Inbound, Direction::Inbound) | (Trigger::Outbound, Direction::Outbound)
         )
     }
@@ -156,7 +132,8 @@ pub struct IntegrationConfig {
     pub base_url: Option<BaseUrl>,
     /// Sandbox limits.
     pub limits: SandboxLimits,
-    /// Whether the kind's default actions (ShipStation: `trackOrder`) are added.
+    /// Whether the default actions the component declares (its manifest's
+    /// `default-actions`, e.g. ShipStation's `trackOrder`) are added.
     pub default_actions: bool,
     /// Line of the `[[integration]]` header.
     pub line: usize,
@@ -342,7 +319,7 @@ impl Config {
             let line = at.line(spanned.span().start);
             let raw = spanned.into_inner();
             let name = raw.name.get_ref().trim().to_string();
-            if !crate::manifest::is_identifier(&name) {
+            if !actionbox_runtime::manifest::is_identifier(&name) {
                 return Err(at.error(
                     at.line(raw.name.span().start),
                     format!("kind field `name`: `{name}` is not a kind id; use 1-64 letters, digits, `_` or `-`"),
@@ -411,7 +388,7 @@ impl Config {
                 }
                 (Some(env), None) => {
                     let var = env.get_ref().trim();
-                    if !crate::secret::is_env_var_name(var) {
+                    if !actionbox_runtime::secret::is_env_var_name(var) {
                         return Err(at.error(
                             at.line(env.span().start),
                             format!(
@@ -472,7 +449,7 @@ impl Config {
             let raw = spanned.into_inner();
             let name = raw.name.get_ref().clone();
             let name_line = at.line(raw.name.span().start);
-            if !crate::manifest::is_identifier(&name) {
+            if !actionbox_runtime::manifest::is_identifier(&name) {
                 return Err(at.error(
                     name_line,
                     format!(
@@ -562,7 +539,7 @@ impl RawLimits {
         };
         if let Some(v) = &self.memory_mib {
             // The same bound the engine checks its memory reservation against.
-            let max_mib = (crate::limits::MAX_MEMORY_BYTES >> 20) as u64;
+            let max_mib = (actionbox_runtime::limits::MAX_MEMORY_BYTES >> 20) as u64;
             limits.memory_bytes = usize::try_from(check(v, "memory_mib", 1, max_mib)? * 1024 * 1024)?;
         }
         if let Some(v) = &self.max_outbound_requests {

@@ -12,9 +12,9 @@
 
 use crate::catalog::ActionRun;
 
-use crate::error::{guest_text, MAX_GUEST_MESSAGE_BYTES};
-use crate::limits::SandboxViolation;
-use crate::outbound::OutboundRecord;
+use actionbox_runtime::error::{guest_text, MAX_GUEST_MESSAGE_BYTES};
+use actionbox_runtime::limits::SandboxViolation;
+use actionbox_runtime::outbound::OutboundRecord;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -263,9 +263,9 @@ pub fn render_text(run: &ActionRun) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{needs_escape, InvokeError};
-    use crate::invoke::InvocationReport;
-    use crate::state::GuestLogLine;
+    use actionbox_runtime::error::{needs_escape, InvokeError};
+    use actionbox_runtime::invoke::InvocationReport;
+    use actionbox_runtime::state::GuestLogLine;
 
     /// Escape sequences, a forged log line, a bidi override and a zero-width
     /// space: what a hostile action puts in every string it controls.

@@ -9,7 +9,7 @@
 //! ```
 
 use crate::catalog::ToolDefinition;
-use crate::error::InvokeError;
+use actionbox_runtime::error::InvokeError;
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::fmt;
@@ -37,7 +37,7 @@ impl FromStr for ToolFormat {
             "mcp" => Ok(Self::Mcp),
             other => Err(format!(
                 "unknown format `{}`; use json, openai or mcp",
-                crate::error::guest_text(other, 32)
+                actionbox_runtime::error::guest_text(other, 32)
             )),
         }
     }

@@ -41,9 +41,9 @@ pub mod connections;
 
 use crate::catalog::ActionCatalog;
 use crate::config::{Direction, Phase};
-use crate::error::InvokeError;
 use crate::metrics::Metrics;
 use crate::present::{self, problem, ToolFormat};
+use actionbox_runtime::error::InvokeError;
 use anyhow::{Context, Result};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -155,7 +155,7 @@ async fn load(options: &ServeOptions) -> Result<Loaded> {
     // once, one slot each; more of them than the bound could never start.
     let mut session_actions: BTreeMap<&str, usize> = BTreeMap::new();
     for a in catalog.actions() {
-        if a.config.execution.runs_in(Phase::SessionStart) {
+        if Phase::SessionStart.admits(a.config.execution) {
             *session_actions.entry(a.config.integration.as_str()).or_default() += 1;
         }
     }

@@ -1,7 +1,7 @@
 //! Property tests over the integration settings the host parses.
 
-use actionbox::deadline::{MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS};
-use actionbox::{ActionTimeout, ApiKey, BaseUrl};
+use actionbox_runtime::deadline::{MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS};
+use actionbox_runtime::{ActionTimeout, ApiKey, BaseUrl};
 use proptest::prelude::*;
 
 proptest! {
@@ -23,7 +23,7 @@ proptest! {
         let parsed = BaseUrl::parse(&text).expect("valid https URL");
         let reparsed = BaseUrl::parse(&parsed.to_string()).expect("printed form parses");
         prop_assert_eq!(&parsed, &reparsed);
-        prop_assert_eq!(parsed.non_public_scope(), actionbox::integration::NonPublicScope::None);
+        prop_assert_eq!(parsed.non_public_scope(), actionbox_runtime::integration::NonPublicScope::None);
         prop_assert_eq!(parsed.host, host);
     }
 

@@ -1,12 +1,14 @@
 # The edge build (guest/edge/README.md): the unmodified ShipStation action
-# composed with a gateway, an adapter and cli stubs into ONE wasi:http/proxy
-# component, target/edge/edge-shipstation.wasm. Included from the Makefile
-# (after its variables):
+# (actionbox:action@0.2.0) plugged with `wac plug` into a gateway, an adapter
+# and cli stubs: ONE wasi:http/proxy component (+ wasi:config/store),
+# target/edge/edge-shipstation.wasm. Included from the Makefile (after its
+# variables):
 #
 #   make edge-tools   wasm-tools + wac-cli, pinned, into target/tools/bin (skipped when present at that version)
 #   make edge         build the three edge components (guest profile) and compose -> $(EDGE_COMPOSED)
 #   make edge-wit     print the composed component's world (what it imports and exports)
-#   make edge-test    edge-serve and jco serve vs `actionbox run` on the simulator, and the probe policy checks
+#   make edge-test    what compose.sh refuses; edge-serve and jco serve vs `actionbox run` on the simulator;
+#                     the probe policy checks on both runtimes
 #
 # Uses the Makefile's CARGO, WASM_TARGET, COMPONENT, ACTIONBOX, SIMULATOR,
 # GUEST_PROFILE, JCO and JCO_STAMP (the defaults below only matter if this file
@@ -37,7 +39,7 @@ EDGE_WAC_VERSION        := 0.12.0
 EDGE_WASM_TOOLS_FEATURES := component,print,parse,validate,compose,metadata
 EDGE_COMPOSE_ENV = WASM_TOOLS=$(EDGE_WASM_TOOLS) WAC=$(EDGE_WAC) EDGE_WASM_DIR=$(EDGE_WASM_DIR)
 EDGE_TEST_ENV    = ACTIONBOX=$(ACTIONBOX) SIMULATOR=$(SIMULATOR) SHIPSTATION_WASM=$(COMPONENT) \
-                   EDGE_SERVE=$(EDGE_SERVE) JCO=$(JCO)
+                   EDGE_SERVE=$(EDGE_SERVE) JCO=$(JCO) $(EDGE_COMPOSE_ENV)
 
 .PHONY: edge-tools edge edge-wit edge-test
 
@@ -74,12 +76,14 @@ edge-wit: edge
 # of their shared dependencies unify and wasmtime is compiled once for both.
 # The probe action is composed exactly like ShipStation, for the policy checks.
 edge-test: edge $(JCO_STAMP)
+	$(EDGE_TEST_ENV) tests/edge/refusals.sh
 	$(CARGO) build --release -p actionbox -p shipstation-sim -p edge-serve
 	$(GUEST_PROFILE) $(CARGO) build --release -p edge-probe --target $(WASM_TARGET)
 	$(EDGE_COMPOSE_ENV) guest/edge/compose.sh $(EDGE_WASM_DIR)/edge_probe.wasm $(EDGE_PROBE)
 	$(EDGE_TEST_ENV) tests/edge/e2e.sh $(EDGE_COMPOSED) serve
 	$(EDGE_TEST_ENV) tests/edge/e2e.sh $(EDGE_COMPOSED) jco
-	$(EDGE_TEST_ENV) tests/edge/policy.sh $(EDGE_PROBE)
+	$(EDGE_TEST_ENV) tests/edge/policy.sh $(EDGE_PROBE) serve
+	$(EDGE_TEST_ENV) tests/edge/policy.sh $(EDGE_PROBE) jco
 
 # For `make lint` (after its workspace-wide fmt check, which covers these crates):
 #   lint: setup

@@ -1,4 +1,4 @@
-# Shared by tests/edge/e2e.sh and tests/edge/policy.sh (sourced, not run).
+# Shared by tests/edge/{e2e,policy,refusals}.sh (sourced, not run).
 #
 # Every process is started in its own session (setsid), so its whole tree is
 # stopped by process-group id; nothing listens on anything but 127.0.0.1; the
@@ -92,4 +92,68 @@ since() { local d=$(( $(now_us) - $1 )); printf '%d.%02d' $((d / 1000000)) $((d 
 fail=0
 check() { # name, shell condition
   if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi
+}
+
+# Serve a composed component on 127.0.0.1 with edge-serve (EDGE_SERVE) or
+# `jco serve` (JCO), configured by the given ACTIONBOX_* variables (both
+# runtimes turn them into wasi:config/store keys: lower-cased names), and wait
+# until /healthz answers. Sets $url, $rt (its process group) and $log.
+runs=0
+start_runtime() { # serve|jco, composed.wasm, NAME=VALUE...
+  local runtime=$1 composed=$2 t0; shift 2
+  t0=$(now_us)
+  runs=$((runs + 1))
+  log="$dir/rt-$runs.log"
+  case "$runtime" in
+    serve)
+      spawn "$log" "$@" -- "$EDGE_SERVE" "$composed" --listen 127.0.0.1:0 --url-file "$dir/rt-$runs.url"
+      rt=$started
+      wait_for_file "$dir/rt-$runs.url" "$rt" "edge-serve" "$log"
+      url=$(cat "$dir/rt-$runs.url")
+      ;;
+    jco)
+      # jco serve cannot report the port it bound: pick a free one, retry if it was taken meanwhile.
+      # It has no wasi:config/store of its own: tests/edge/jco-config.mjs adds one.
+      local attempt port
+      for attempt in 1 2 3; do
+        port=$(free_port)
+        spawn "$log" "$@" -- "$JCO" serve --host 127.0.0.1 --port "$port" \
+          --isolate-requests instance --jco-import "$ROOT/tests/edge/jco-config.mjs" \
+          --jco-dir "$dir/jco-$runs-$attempt" "$composed"
+        rt=$started
+        url=http://127.0.0.1:$port
+        for _ in $(seq 600); do
+          curl -sf --max-time 2 -o /dev/null "$url/healthz" && break
+          kill -0 "$rt" 2>/dev/null || break
+          sleep 0.1
+        done
+        kill -0 "$rt" 2>/dev/null && break
+        grep -q EADDRINUSE "$log" || break
+        echo "port $port was taken; trying another"
+      done
+      ;;
+    *) echo "unknown runtime $runtime (serve or jco)" >&2; exit 2 ;;
+  esac
+  case "$url" in http://127.0.0.1:*) ;; *) echo "$runtime is not on 127.0.0.1: $url" >&2; exit 1 ;; esac
+  for _ in $(seq 600); do
+    curl -sf --max-time 2 -o /dev/null "$url/healthz" && break
+    kill -0 "$rt" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! curl -sf --max-time 2 -o /dev/null "$url/healthz"; then
+    echo "$runtime did not become healthy at $url; last lines of its log:" >&2
+    tail -n 20 "$log" | redact >&2
+    exit 1
+  fi
+  echo "$runtime ready in $(since "$t0")s at $url"
+}
+
+# The runtime binary a test needs, or a clear failure.
+need_runtime() { # serve|jco
+  case "$1" in
+    serve) EDGE_SERVE=$(need_file "${EDGE_SERVE:-$ROOT/target/release/edge-serve}" "run \`cargo build --release -p edge-serve\`") ;;
+    jco)   JCO=$(need_file "${JCO:-$ROOT/tests/jco/node_modules/.bin/jco}" "run \`cd tests/jco && npm ci\`")
+           command -v node >/dev/null || { echo "jco serve needs Node.js >= 20 on PATH" >&2; exit 1; } ;;
+    *) echo "unknown runtime $1 (serve or jco)" >&2; exit 2 ;;
+  esac
 }

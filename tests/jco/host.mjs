@@ -5,19 +5,26 @@
 //
 //   node tests/jco/host.mjs describe
 //   node tests/jco/host.mjs run <METHOD> --input JSON [--base-url URL] [--timeout SECS] [--api-key-file PATH]
+//   node tests/jco/host.mjs test-connection [--base-url URL] [--timeout SECS] [--api-key-file PATH]
 //
-// Options for both: --bindings FILE (the transpiled component's .js; default
+// The component must export `actionbox:action/action@0.2.0` (contract 0.2.0);
+// `run` calls its `invoke`, `test-connection` its `test-connection` (the
+// integration's Test button), `describe` its `describe`.
+//
+// Options for all: --bindings FILE (the transpiled component's .js; default
 // target/jco/shipstation/shipstation.js, or $ACTIONBOX_JCO_BINDINGS).
 // The key comes from --api-key-file or $SHIPSTATION_API_KEY, as with
 // `actionbox run`; it is handed only to the outbound wrapper (outbound.mjs),
 // never to the action. Log level: $ACTIONBOX_JCO_LOG (trace, debug, info,
 // warn [default], error, off).
 //
-// Output mirrors `actionbox run`: the result JSON on stdout and exit 0, or one
-// line on stderr, `error: {"tag": <kind>, "val": <payload>}` (the typed
-// action-error as jco represents it, or a sandbox failure of the same kinds
-// the Rust host reports), with the same exit code per kind. Setup problems
-// are `error: <text>` and exit 1; usage errors exit 2.
+// Output mirrors `actionbox run` (for `test-connection` too: the result JSON
+// that `actionbox test-connection` sums up as `OK: <message>`): the result
+// JSON on stdout and exit 0, or one line on stderr,
+// `error: {"tag": <kind>, "val": <payload>}` (the typed action-error as jco
+// represents it, or a sandbox failure of the same kinds the Rust host
+// reports), with the same exit code per kind. Setup problems are
+// `error: <text>` and exit 1; usage errors exit 2.
 
 import { Worker } from "node:worker_threads";
 import { existsSync, readFileSync, writeSync } from "node:fs";
@@ -43,7 +50,8 @@ const API_KEY_ENV = "SHIPSTATION_API_KEY";
 const LEVELS = ["trace", "debug", "info", "warn", "error", "off"];
 const USAGE = `usage:
   host.mjs describe [--bindings FILE]
-  host.mjs run <METHOD> [--input JSON] [--base-url URL] [--timeout SECS] [--api-key-file PATH] [--bindings FILE]`;
+  host.mjs run <METHOD> [--input JSON] [--base-url URL] [--timeout SECS] [--api-key-file PATH] [--bindings FILE]
+  host.mjs test-connection [--base-url URL] [--timeout SECS] [--api-key-file PATH] [--bindings FILE]`;
 
 function out(text) {
   writeSync(1, `${text}\n`);
@@ -72,7 +80,7 @@ try {
   parsed = parseArgs({
     allowPositionals: true,
     options: {
-      input: { type: "string", default: "{}" },
+      input: { type: "string" },
       "base-url": { type: "string" },
       timeout: { type: "string", default: String(DEFAULT_TIMEOUT_SECS) },
       "api-key-file": { type: "string" },
@@ -89,10 +97,12 @@ if (opts.help) {
   process.exit(0);
 }
 const [command, method, ...extra] = positionals;
-if (!["describe", "run"].includes(command) || (command === "run" && !method) || extra.length > 0) {
-  die(`expected \`describe\` or \`run <METHOD>\`\n${USAGE}`, 2);
+const COMMANDS = ["describe", "run", "test-connection"];
+if (!COMMANDS.includes(command) || (command === "run" && !method) || extra.length > 0) {
+  die(`expected \`describe\`, \`run <METHOD>\` or \`test-connection\`\n${USAGE}`, 2);
 }
-if (command === "describe" && method !== undefined) die(`describe takes no method\n${USAGE}`, 2);
+if (command !== "run" && method !== undefined) die(`${command} takes no method\n${USAGE}`, 2);
+if (command !== "run" && opts.input !== undefined) die(`${command} takes no --input\n${USAGE}`, 2);
 if (!/^[0-9]+$/.test(opts.timeout)) die(`invalid value '${opts.timeout}' for '--timeout <SECS>'\n${USAGE}`, 2);
 
 const logLevel = (process.env.ACTIONBOX_JCO_LOG ?? "warn").toLowerCase();
@@ -113,7 +123,7 @@ if (!existsSync(resolve(here, "node_modules/@bytecodealliance/preview2-shim"))) 
 let timeoutSecs;
 let base;
 let apiKey;
-if (command === "run") {
+if (command !== "describe") {
   timeoutSecs = Number(opts.timeout);
   if (timeoutSecs < MIN_TIMEOUT_SECS || timeoutSecs > MAX_TIMEOUT_SECS) {
     die(
@@ -221,7 +231,7 @@ async function onManifest(manifest) {
       }),
     timeoutSecs * 1000,
   );
-  if (!manifest.methods.some((m) => m.name === method || m.displayName === method)) {
+  if (command === "run" && !manifest.methods.some((m) => m.name === method || m.displayName === method)) {
     const offered = manifest.methods.map((m) => `${m.displayName} (${m.name})`).join(", ");
     failWith({ tag: "invalid-input", val: `this action has no method \`${method}\`; it offers: ${offered}` });
   }
@@ -242,9 +252,9 @@ async function onManifest(manifest) {
     });
   }
   worker.postMessage({
-    op: "invoke",
-    method,
-    input: opts.input,
+    op: "call",
+    method: command === "run" ? method : null,
+    input: opts.input ?? "{}",
     baseUrl: base.toString(),
     allowsBase,
     credentialHeader,

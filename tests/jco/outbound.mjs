@@ -10,6 +10,8 @@
 //     at send time, so the action can never read it back;
 //   - at most LIMITS.maxOutboundRequests requests are made per call;
 //   - every network timeout is clamped to what is left of the call's deadline.
+// A refused request fails inside the guest as `HTTP-request-denied` (a refused
+// address as `destination-IP-prohibited`), as in the Rust host.
 //
 // How the key gets in: the shim locks an outgoing request's headers when the
 // request is constructed and reads them (through `Fields#entries()`) only
@@ -120,10 +122,11 @@ export function sandboxedHttp({
     }
   }
 
-  function deny(kind, message) {
+  /** Record what the sandbox stopped, and fail the guest's request with `code` (a `wasi:http` error-code). */
+  function deny(kind, message, code = "HTTP-request-denied") {
     onViolation({ kind, message });
     // eslint-disable-next-line no-throw-literal
-    throw { tag: "HTTP-request-denied" };
+    throw { tag: code };
   }
 
   function handle(request, options) {
@@ -150,7 +153,7 @@ export function sandboxedHttp({
     }
     const why = refusal(policy, scheme, target.host, target.port);
     if (why) deny("denied", `outbound request refused: ${why}`);
-    if (addressRefusal) deny("denied", `outbound request refused: ${addressRefusal}`);
+    if (addressRefusal) deny("denied", `outbound request refused: ${addressRefusal}`, "destination-IP-prohibited");
 
     const leftMs = deadlineAt - Date.now();
     if (leftMs <= 0) {

@@ -4,10 +4,12 @@
 // not be interrupted by a timer).
 //
 // Like the Rust host, every call gets a fresh instance: one for `describe`
-// (every request refused, no settings), one for `invoke`.
+// (every request refused, no settings), one for `invoke` or `test-connection`.
+// The component must export `actionbox:action/action@0.2.0`; one built
+// against contract 0.1.0 is refused before it is instantiated.
 //
 // What the component gets, interface by interface:
-//   actionbox:action/settings  `base-url` (normalized), nothing else
+//   wasi:config/store          `base_url` (normalized), nothing else
 //   actionbox:action/log       lines posted to the main thread (stderr there), capped
 //   wasi:http/*                outbound.mjs: base-URL origin only, key injected by the host
 //   wasi:clocks/monotonic-clock, wasi:io/*   preview2-shim
@@ -29,6 +31,12 @@ import * as clocks from "@bytecodealliance/preview2-shim/clocks";
 import * as io from "@bytecodealliance/preview2-shim/io";
 import { sandboxedHttp } from "./outbound.mjs";
 import { GUEST_BUDGET_RESERVE_MS, guestText, LIMITS, parseBaseUrl } from "./policy.mjs";
+
+/** The contract this host implements: the interface the component must export. */
+const CONTRACT_EXPORT = "actionbox:action/action@0.2.0";
+/** Interfaces only contract 0.1.0 had; a component importing one was built against it. */
+const CONTRACT_0_1_IMPORTS = ["actionbox:action/settings", "actionbox:action/types"];
+const REBUILD = "rebuild it against actionbox:action@0.2.0 (wit/world.wit, world smart-action)";
 
 /** Post a message to the main thread. */
 function send(message) {
@@ -150,9 +158,9 @@ function imports({ settings, http, log, stderr }) {
     throw new GuestExit("the action called wasi:cli/exit");
   };
   return {
-    "actionbox:action/types": {},
-    "actionbox:action/settings": {
+    "wasi:config/store": {
       get: (key) => (Object.hasOwn(settings, key) ? settings[key] : undefined),
+      getAll: () => Object.entries(settings),
     },
     "actionbox:action/log": { write: log },
     "wasi:cli/environment": {
@@ -244,7 +252,46 @@ function failure(e, printed = "") {
 
 let instantiate;
 
+/**
+ * Why the transpiled component cannot run in this host, judged from its JS
+ * before anything is instantiated, or null. jco drops versions from import
+ * keys, so a 0.1.0 component is recognised by the interfaces only 0.1.0 had.
+ */
+function contractMismatch(source) {
+  const imported = (name) => source.includes(`imports['${name}']`) || source.includes(`imports["${name}"]`);
+  const old = CONTRACT_0_1_IMPORTS.find(imported);
+  if (old === undefined) return null;
+  return `the component was built against actionbox:action@0.1.0 (it imports ${old}); this host runs 0.2.0: ${REBUILD}`;
+}
+
+/** The exported `action` interface of an instance, or a reason it has none. */
+function exportedAction(instance) {
+  if (instance?.[CONTRACT_EXPORT]) return { action: instance[CONTRACT_EXPORT] };
+  const other = Object.keys(instance ?? {}).find((k) => k.startsWith("actionbox:action/action@"));
+  if (other !== undefined) {
+    return { refusal: `the component exports ${other}, not ${CONTRACT_EXPORT}: ${REBUILD}` };
+  }
+  if (typeof instance?.describe === "function") {
+    return {
+      refusal: `the component exports describe/invoke at the world level, as actionbox:action@0.1.0 did: ${REBUILD}`,
+    };
+  }
+  return { refusal: `the component does not export ${CONTRACT_EXPORT}: ${REBUILD}` };
+}
+
+/** A fresh instance's `action` export; throws when it has none. */
+function instantiateAction(importObject) {
+  const { action, refusal } = exportedAction(instantiate(getCoreModule, importObject));
+  if (refusal) throw new Error(refusal);
+  return action;
+}
+
 async function describe() {
+  const mismatch = contractMismatch(readFileSync(workerData.bindings, "utf8"));
+  if (mismatch) {
+    send({ type: "fatal", message: mismatch });
+    return;
+  }
   ({ instantiate } = await import(pathToFileURL(workerData.bindings).href));
   const violations = [];
   const http = sandboxedHttp({
@@ -255,14 +302,19 @@ async function describe() {
     deadlineAt: Infinity,
     onViolation: (v) => violations.push(v),
   });
-  let action;
+  let instance;
   try {
-    action = instantiate(
+    instance = instantiate(
       getCoreModule,
       imports({ settings: {}, http, log: guestLog(Date.now()), stderr: stderrCapture() }),
     );
   } catch (e) {
     send({ type: "fatal", message: `the component could not be instantiated: ${e?.message ?? e}` });
+    return;
+  }
+  const { action, refusal } = exportedAction(instance);
+  if (refusal) {
+    send({ type: "fatal", message: refusal });
     return;
   }
   try {
@@ -272,7 +324,11 @@ async function describe() {
   }
 }
 
-function invoke({ method, input, baseUrl, allowsBase, credentialHeader, apiKey, deadlineAt, addressRefusal }) {
+/**
+ * One call: `invoke(method, input)` or, for `method === null`, the
+ * component's `test-connection`, in a fresh instance under the sandbox.
+ */
+function call({ method, input, baseUrl, allowsBase, credentialHeader, apiKey, deadlineAt, addressRefusal }) {
   const startedAt = Date.now();
   const violations = [];
   const http = sandboxedHttp({
@@ -295,15 +351,15 @@ function invoke({ method, input, baseUrl, allowsBase, credentialHeader, apiKey, 
   });
   const log = guestLog(startedAt);
   const stderr = stderrCapture();
-  const settings = { "base-url": baseUrl.toString() };
+  const settings = { base_url: baseUrl.toString() };
   let outcome;
   try {
-    const action = instantiate(getCoreModule, imports({ settings, http, log, stderr }));
+    const action = instantiateAction(imports({ settings, http, log, stderr }));
     const ctx = {
       budgetMs: BigInt(Math.max(0, deadlineAt - Date.now() - GUEST_BUDGET_RESERVE_MS)),
       invocationId: "inv-1",
     };
-    outcome = { text: action.invoke(method, input, ctx) };
+    outcome = { text: method === null ? action.testConnection(ctx) : action.invoke(method, input, ctx) };
   } catch (e) {
     outcome = { error: failure(e, stderr.text()) };
   }
@@ -334,7 +390,7 @@ function invoke({ method, input, baseUrl, allowsBase, credentialHeader, apiKey, 
 }
 
 parentPort.on("message", (msg) => {
-  if (msg.op === "invoke") invoke({ ...msg, baseUrl: parseBaseUrl(msg.baseUrl) });
+  if (msg.op === "call") call({ ...msg, baseUrl: parseBaseUrl(msg.baseUrl) });
 });
 
 await describe();

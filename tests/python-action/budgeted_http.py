@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 from componentize_py_types import Err
 from wit_world.imports import monotonic_clock, outgoing_handler, poll, streams
-from wit_world.imports import wasi_http_types as http
+from wit_world.imports import types as http
 
 NANOS_PER_MS = 1_000_000
 # Bytes asked for per read; the host hands over what it has, up to this.
@@ -154,6 +154,8 @@ def _transport_failure(code: http.ErrorCode) -> Exception:
     """The exception for a `wasi:http` error code."""
     if isinstance(code, http.ErrorCode_HttpRequestDenied):
         return TransportFailure("the sandbox refused the request", denied=True)
+    if isinstance(code, http.ErrorCode_DestinationIpProhibited):
+        return TransportFailure("the sandbox refused the request's destination address", denied=True)
     if isinstance(code, _TIMEOUT_CODES):
         return BudgetExhausted(f"the request timed out ({type(code).__name__.removeprefix('ErrorCode_')})")
     detail: Optional[str] = None

@@ -9,6 +9,10 @@ it). Next links are absolute URLs on ShipStation's own host; followed as given,
 they leave the allowed origin when the integration points somewhere else, and
 the host refuses them (reported as `denied`).
 
+The component exports `actionbox:action/action@0.2.0` (class `Action`):
+`describe`, `invoke` for orderStatus, and `test_connection` for the
+integration's Test button. Its manifest offers orderStatus as a default action.
+
 Everything a module needs is imported at the top: componentize-py snapshots the
 interpreter after loading this module at build time, and the sandbox has no
 filesystem to import from later.
@@ -16,14 +20,13 @@ filesystem to import from later.
 
 import json
 import re
-from typing import Any, Dict, List, NoReturn, Optional, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 import budgeted_http
-import wit_world
+import wit_world.exports
 from componentize_py_types import Err
-from wit_world.imports import log, settings
-from wit_world.imports.actionbox_action_types import (
+from wit_world.exports.action import (
     ActionError,
     ActionError_Denied,
     ActionError_Internal,
@@ -35,15 +38,20 @@ from wit_world.imports.actionbox_action_types import (
     ActionError_Upstream,
     CallContext,
     CredentialSpec,
+    DefaultAction,
+    Execution,
+    JsonType,
     Manifest,
     MethodSpec,
     ParamSpec,
     RateLimit,
+    Trigger,
     UpstreamFailure,
 )
+from wit_world.imports import log, store
 
 INTEGRATION = "shipstation-py"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 DEFAULT_BASE_URL = "https://api.shipstation.com"
 PAGE_SIZE = 100
 # Pages read before giving up on an order number shared by many others.
@@ -69,7 +77,7 @@ ORDER_STATUS = MethodSpec(
     params=[
         ParamSpec(
             name="order_number",
-            json_type="string",
+            json_type=JsonType.STRING,
             description="Order number as the merchant's store shows it, e.g. \"1001\"",
             required=True,
             example='"1001"',
@@ -77,51 +85,66 @@ ORDER_STATUS = MethodSpec(
     ],
 )
 
-TEST_CONNECTION = MethodSpec(
-    name="test-connection",
-    display_name="testConnection",
-    description="Check that the configured ShipStation API V2 key is accepted, with one cheap request.",
-    params=[],
+# What the assistant is told to do with an orderStatus result.
+ORDER_STATUS_INSTRUCTIONS = (
+    "Tell the customer the order's shipment status in one or two sentences (status). If the order has "
+    "several shipments, give each one's shipment_status and ship_date. If ship_date is null, say the order "
+    "has not shipped yet. Never invent dates or numbers."
+)
+
+# Offered to every integration of this kind unless the operator turns default
+# actions off or defines an action of the same name.
+ORDER_STATUS_DEFAULT = DefaultAction(
+    name="orderStatus",
+    method=ORDER_STATUS.display_name,
+    description=None,
+    execution=Execution.DURING_INTERACTION,
+    trigger=Trigger.INBOUND,
+    parameter_descriptions=[],
+    response_instructions=ORDER_STATUS_INSTRUCTIONS,
 )
 
 
-class WitWorld(wit_world.WitWorld):
-    """The exports of the `smart-action` world."""
+class Action(wit_world.exports.Action):
+    """The exported `actionbox:action/action` interface."""
 
     def describe(self) -> Manifest:
         return Manifest(
             integration=INTEGRATION,
             version=VERSION,
-            methods=[ORDER_STATUS, TEST_CONNECTION],
+            methods=[ORDER_STATUS],
+            default_actions=[ORDER_STATUS_DEFAULT],
             outbound_hosts=["api.shipstation.com", "{base-url}"],
             default_base_url=DEFAULT_BASE_URL,
             credential=CredentialSpec(name="ShipStation API V2 key", header="API-Key"),
         )
 
     def invoke(self, method: str, input: str, ctx: CallContext) -> str:
-        try:
-            api = ShipStation(ctx)
-            if method in (ORDER_STATUS.name, ORDER_STATUS.display_name):
-                result = order_status(api, parse_order_number(input))
-            elif method in (TEST_CONNECTION.name, TEST_CONNECTION.display_name):
-                result = test_connection(api)
-            else:
-                fail(ActionError_InvalidInput(
-                    f"unknown method `{method}`; this action offers orderStatus and testConnection"
-                ))
-            return json.dumps(result)
-        except Err:
-            raise
-        except budgeted_http.BudgetExhausted as e:
-            fail(ActionError_Timeout(f"ShipStation did not answer within the call's budget: {e}"))
-        except budgeted_http.TransportFailure as e:
-            if e.denied:
-                fail(ActionError_Denied(f"{e}; the integration's base URL must name the host the action reaches"))
-            fail(ActionError_Upstream(UpstreamFailure(
-                status=None, message=f"ShipStation is unreachable: {e}", request_id=None
-            )))
-        except Exception as e:  # a bug here must still come back as a typed error
-            fail(ActionError_Internal(f"{type(e).__name__}: {e}"))
+        if method not in (ORDER_STATUS.name, ORDER_STATUS.display_name):
+            fail(ActionError_InvalidInput(f"unknown method `{method}`; this action offers orderStatus"))
+        return call(ctx, lambda api: order_status(api, parse_order_number(input)))
+
+    def test_connection(self, ctx: CallContext) -> str:
+        return call(ctx, test_connection)
+
+
+def call(ctx: CallContext, work: Callable[["ShipStation"], Dict[str, Any]]) -> str:
+    """Run `work` against ShipStation within `ctx`'s budget; its result as JSON
+    text, or every failure as the contract's `action-error`."""
+    try:
+        return json.dumps(work(ShipStation(ctx)))
+    except Err:
+        raise
+    except budgeted_http.BudgetExhausted as e:
+        fail(ActionError_Timeout(f"ShipStation did not answer within the call's budget: {e}"))
+    except budgeted_http.TransportFailure as e:
+        if e.denied:
+            fail(ActionError_Denied(f"{e}; the integration's base URL must name the host the action reaches"))
+        fail(ActionError_Upstream(UpstreamFailure(
+            status=None, message=f"ShipStation is unreachable: {e}", request_id=None
+        )))
+    except Exception as e:  # a bug here must still come back as a typed error
+        fail(ActionError_Internal(f"{type(e).__name__}: {e}"))
 
 
 def fail(error: ActionError) -> NoReturn:
@@ -156,10 +179,15 @@ class ShipStation:
     """ShipStation API V2 at the integration's base URL, within one call's budget."""
 
     def __init__(self, ctx: CallContext):
-        base = settings.get("base-url") or DEFAULT_BASE_URL
+        try:
+            base = store.get("base_url") or DEFAULT_BASE_URL
+        except Err as e:
+            fail(ActionError_Internal(
+                f"the host could not provide the base_url setting (wasi:config/store: {e.value})"
+            ))
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            fail(ActionError_Internal(f"the host's base-url setting `{base}` is not an http(s) URL"))
+            fail(ActionError_Internal(f"the host's base_url setting `{base}` is not an http(s) URL"))
         self.scheme = parts.scheme
         self.authority = parts.netloc
         self.path_prefix = parts.path.rstrip("/")

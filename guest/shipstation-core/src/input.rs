@@ -57,20 +57,6 @@ impl TrackOrderInput {
     }
 }
 
-/// Accept `{}` (or an empty string, meaning no input) for methods without parameters.
-pub fn parse_empty_object(input: &str) -> Result<(), ActionError> {
-    if input.trim().is_empty() {
-        return Ok(());
-    }
-    let object = parse_object(input)?;
-    match object.keys().next() {
-        Some(k) => Err(ActionError::InvalidInput(format!(
-            "unknown input property `{k}`; this method takes no input"
-        ))),
-        None => Ok(()),
-    }
-}
-
 fn parse_object(input: &str) -> Result<serde_json::Map<String, Value>, ActionError> {
     if crate::json::too_deep(input.as_bytes()) {
         return Err(ActionError::InvalidInput(format!(
@@ -128,12 +114,5 @@ mod tests {
         assert!(err("[1]").contains("JSON object"));
         assert!(err(&format!(r#"{{"order_id":"{}"}}"#, "9".repeat(1000))).contains("1000 characters"));
         assert!(err(r#"{"order_id":"a\u0000b"}"#).contains("control"));
-    }
-
-    #[test]
-    fn empty_object_input() {
-        assert!(parse_empty_object("").is_ok());
-        assert!(parse_empty_object("{}").is_ok());
-        assert!(parse_empty_object(r#"{"a":1}"#).is_err());
     }
 }

@@ -16,13 +16,40 @@ pub const ORDER_ID_DESCRIPTION: &str = "Order id (e.g., Shopify/WooCommerce/Adob
 /// `shipment_number` at 50; external ids are longer but never near this.
 pub const MAX_ORDER_ID_CHARS: usize = 200;
 
+/// Response instructions of the `trackOrder` default action: how the assistant
+/// should turn the result into an answer. They live here, beside the output
+/// they describe, so a host needs no ShipStation knowledge to offer the action.
+pub const TRACK_ORDER_INSTRUCTIONS: &str = "Tell the customer where the order is in one or two sentences: \
+the status (tracking.status_description), the carrier and tracking number with the tracking_url link, and the \
+estimated_delivery_date if it is not delivered yet (actual_delivery_date if it is). If exception_description is set, \
+explain the problem plainly and say what happens next. If the order has several shipments, summarise each. If \
+shipped is false, say the order has not shipped yet using message. Never invent dates or numbers.";
+
+/// JSON Schema type of a parameter's value (the WIT `json-type`), an enum so a
+/// manifest cannot name a type the host does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonType {
+    /// `"string"`.
+    String,
+    /// `"integer"`.
+    Integer,
+    /// `"number"`.
+    Number,
+    /// `"boolean"`.
+    Boolean,
+    /// `"object"`.
+    Object,
+    /// `"array"`.
+    Array,
+}
+
 /// A parameter of a method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamSpec {
     /// JSON property name.
     pub name: String,
     /// JSON Schema type.
-    pub json_type: String,
+    pub json_type: JsonType,
     /// Default description for the assistant.
     pub description: String,
     /// Whether it must be present.
@@ -44,6 +71,57 @@ pub struct MethodSpec {
     pub params: Vec<ParamSpec>,
 }
 
+/// When a default action runs in a conversation (the WIT `execution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// When a conversation starts.
+    SessionStart,
+    /// When the assistant decides to call it.
+    DuringInteraction,
+    /// Both.
+    Both,
+}
+
+/// Which messages a default action is offered for (the WIT `trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Answers to a customer's inbound message.
+    Inbound,
+    /// Outbound replies.
+    Outbound,
+    /// Both.
+    Both,
+}
+
+/// A description that replaces a method parameter's default one for an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterDescription {
+    /// The parameter's name.
+    pub param: String,
+    /// What the assistant is told about it.
+    pub description: String,
+}
+
+/// A smart action every integration of this kind gets unless the operator
+/// turns defaults off or replaces it (the WIT `default-action`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultAction {
+    /// Tool name the assistant sees.
+    pub name: String,
+    /// The method it calls (machine or display name).
+    pub method: String,
+    /// What the assistant is told; `None` means the method's description.
+    pub description: Option<String>,
+    /// When it runs.
+    pub execution: Execution,
+    /// Which messages it is offered for.
+    pub trigger: Trigger,
+    /// Descriptions that replace the method's defaults.
+    pub parameter_descriptions: Vec<ParameterDescription>,
+    /// How the assistant should use the result.
+    pub response_instructions: Option<String>,
+}
+
 /// The credential the host injects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialSpec {
@@ -62,6 +140,8 @@ pub struct Manifest {
     pub version: String,
     /// Methods offered.
     pub methods: Vec<MethodSpec>,
+    /// Smart actions offered by default.
+    pub default_actions: Vec<DefaultAction>,
     /// Hosts needed (`{base-url}` = the configured base URL's host).
     pub outbound_hosts: Vec<String>,
     /// Default base URL.
@@ -70,24 +150,22 @@ pub struct Manifest {
     pub credential: Option<CredentialSpec>,
 }
 
-/// The methods this action implements.
+/// The methods this action implements. (The Test button is not one: it is
+/// the contract's own `test-connection` export, [`crate::test_connection`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// Track an order's shipments.
     TrackOrder,
-    /// One cheap authenticated call, for the integration's Test button.
-    TestConnection,
 }
 
 impl Method {
     /// All methods, in manifest order.
-    pub const ALL: [Method; 2] = [Method::TrackOrder, Method::TestConnection];
+    pub const ALL: [Method; 1] = [Method::TrackOrder];
 
     /// Machine name.
     pub fn name(self) -> &'static str {
         match self {
             Method::TrackOrder => "track-order",
-            Method::TestConnection => "test-connection",
         }
     }
 
@@ -95,7 +173,6 @@ impl Method {
     pub fn display_name(self) -> &'static str {
         match self {
             Method::TrackOrder => "trackOrder",
-            Method::TestConnection => "testConnection",
         }
     }
 
@@ -110,19 +187,11 @@ impl Method {
                     .into(),
                 params: vec![ParamSpec {
                     name: "order_id".into(),
-                    json_type: "string".into(),
+                    json_type: JsonType::String,
                     description: ORDER_ID_DESCRIPTION.into(),
                     required: true,
                     example: Some("\"1001\"".into()),
                 }],
-            },
-            Method::TestConnection => MethodSpec {
-                name: self.name().into(),
-                display_name: self.display_name().into(),
-                description: "Check that the configured ShipStation API V2 key is accepted, with one \
-                              cheap authenticated request."
-                    .into(),
-                params: vec![],
             },
         }
     }
@@ -141,6 +210,15 @@ pub fn manifest() -> Manifest {
         integration: "shipstation".into(),
         version: VERSION.into(),
         methods: Method::ALL.iter().map(|m| m.spec()).collect(),
+        default_actions: vec![DefaultAction {
+            name: Method::TrackOrder.display_name().into(),
+            method: Method::TrackOrder.display_name().into(),
+            description: None,
+            execution: Execution::DuringInteraction,
+            trigger: Trigger::Inbound,
+            parameter_descriptions: vec![],
+            response_instructions: Some(TRACK_ORDER_INSTRUCTIONS.into()),
+        }],
         outbound_hosts: vec!["api.shipstation.com".into(), "{base-url}".into()],
         default_base_url: DEFAULT_BASE_URL.into(),
         credential: Some(CredentialSpec {
@@ -158,7 +236,55 @@ mod tests {
     fn methods_are_found_by_either_name() {
         assert_eq!(find_method("trackOrder"), Some(Method::TrackOrder));
         assert_eq!(find_method("track-order"), Some(Method::TrackOrder));
-        assert_eq!(find_method("test-connection"), Some(Method::TestConnection));
         assert_eq!(find_method("TrackOrder"), None);
+    }
+
+    #[test]
+    fn test_connection_is_not_a_method() {
+        let m = manifest();
+        assert!(find_method("test-connection").is_none());
+        assert!(find_method("testConnection").is_none());
+        assert!(m
+            .methods
+            .iter()
+            .all(|s| s.name != "test-connection" && s.display_name != "testConnection"));
+    }
+
+    #[test]
+    fn track_order_is_offered_by_default_with_its_instructions() {
+        let m = manifest();
+        assert_eq!(m.default_actions.len(), 1);
+        let d = &m.default_actions[0];
+        assert_eq!(d.name, "trackOrder");
+        assert_eq!(find_method(&d.method), Some(Method::TrackOrder));
+        assert_eq!(d.description, None);
+        assert_eq!(d.execution, Execution::DuringInteraction);
+        assert_eq!(d.trigger, Trigger::Inbound);
+        assert!(d.parameter_descriptions.is_empty());
+        // Written out whole, not via the constant: the text moved here from the
+        // host's catalog and must stay byte-identical.
+        #[rustfmt::skip]
+        let expected = "Tell the customer where the order is in one or two sentences: the status (tracking.status_description), the carrier and tracking number with the tracking_url link, and the estimated_delivery_date if it is not delivered yet (actual_delivery_date if it is). If exception_description is set, explain the problem plainly and say what happens next. If the order has several shipments, summarise each. If shipped is false, say the order has not shipped yet using message. Never invent dates or numbers.";
+        assert_eq!(d.response_instructions.as_deref(), Some(expected));
+    }
+
+    #[test]
+    fn default_parameter_descriptions_name_existing_params() {
+        // That each default action's method exists is tests/properties.rs's
+        // `every_default_action_names_an_existing_method`.
+        let m = manifest();
+        for d in &m.default_actions {
+            let Some(spec) = find_method(&d.method).map(Method::spec) else {
+                continue;
+            };
+            for p in &d.parameter_descriptions {
+                assert!(
+                    spec.params.iter().any(|s| s.name == p.param),
+                    "default action `{}` describes unknown parameter `{}`",
+                    d.name,
+                    p.param
+                );
+            }
+        }
     }
 }

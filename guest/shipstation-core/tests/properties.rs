@@ -5,8 +5,9 @@
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use shipstation_core::input::TrackOrderInput;
+use shipstation_core::manifest::manifest;
 use shipstation_core::testing::ScriptedTransport;
-use shipstation_core::{encode, invoke, ActionError};
+use shipstation_core::{encode, invoke, test_connection, ActionError};
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -138,6 +139,23 @@ proptest! {
     }
 
     #[test]
+    fn any_upstream_answer_to_test_connection_is_ok_json_or_a_typed_error(
+        shipments in (status(), body("shipments", shaped(SHIPMENT))),
+    ) {
+        let mut t = ScriptedTransport { list_shipments: shipments, ..ScriptedTransport::default() };
+        match test_connection(&mut t) {
+            Ok(text) => {
+                let v: Value = serde_json::from_str(&text).expect("output is JSON");
+                prop_assert_eq!(&v["ok"], &Value::Bool(true));
+                prop_assert!(v["message"].is_string());
+            }
+            Err(e) => prop_assert!(!e.kind().is_empty() && !e.to_string().is_empty()),
+        }
+        // One request, plus its retries on throttling or server errors.
+        prop_assert!(t.requests >= 1 && t.requests <= 10, "{} requests", t.requests);
+    }
+
+    #[test]
     fn input_parsing_never_panics(text in ".{0,64}") {
         let _ = TrackOrderInput::parse(&text);
     }
@@ -173,4 +191,31 @@ proptest! {
         }
         prop_assert_eq!(String::from_utf8(out).expect("utf8"), s);
     }
+}
+
+/// Every default action must call a method the manifest offers, or the host
+/// refuses the component at load.
+#[test]
+fn every_default_action_names_an_existing_method() {
+    let m = manifest();
+    assert!(!m.default_actions.is_empty());
+    for d in &m.default_actions {
+        assert!(
+            m.methods
+                .iter()
+                .any(|s| s.name == d.method || s.display_name == d.method),
+            "default action `{}` calls unknown method `{}`",
+            d.name,
+            d.method
+        );
+        // And `invoke` dispatches it: an empty input is refused for what it
+        // lacks, not for naming an unknown method.
+        if let Err(e) = invoke(&d.method, "{}", &mut ScriptedTransport::default()) {
+            assert!(!e.to_string().contains("unknown method"), "{e}");
+        }
+    }
+    assert!(
+        m.methods.iter().all(|s| s.name != "test-connection"),
+        "test-connection is an export, not a method"
+    );
 }

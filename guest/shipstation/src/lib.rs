@@ -2,7 +2,8 @@
 //!
 //! A thin binding: `shipstation-core` holds the logic; this crate implements
 //! its [`Transport`] over the `wasi:http/outgoing-handler` import (the only way
-//! out of the sandbox), and maps core types to the WIT contract's types.
+//! out of the sandbox), reads its `base_url` setting from `wasi:config/store`,
+//! and maps core types to the WIT contract's (`actionbox:action/action@0.2.0`).
 //! The API key never passes through here: the host adds it to requests bound
 //! for the base URL's host.
 
@@ -15,7 +16,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use actionbox::action::types as wit;
+use exports::actionbox::action::action as wit;
+use shipstation_core::manifest as spec;
 use wasi::clocks::monotonic_clock;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{ErrorCode, Fields, Method, OutgoingRequest, RequestOptions, Scheme};
@@ -29,32 +31,14 @@ const USER_AGENT: &str = concat!("actionbox-shipstation/", env!("CARGO_PKG_VERSI
 
 struct ShipStationAction;
 
-impl Guest for ShipStationAction {
+impl wit::Guest for ShipStationAction {
     fn describe() -> wit::Manifest {
-        let m = shipstation_core::manifest();
+        let m = spec::manifest();
         wit::Manifest {
             integration: m.integration,
             version: m.version,
-            methods: m
-                .methods
-                .into_iter()
-                .map(|m| wit::MethodSpec {
-                    name: m.name,
-                    display_name: m.display_name,
-                    description: m.description,
-                    params: m
-                        .params
-                        .into_iter()
-                        .map(|p| wit::ParamSpec {
-                            name: p.name,
-                            json_type: p.json_type,
-                            description: p.description,
-                            required: p.required,
-                            example: p.example,
-                        })
-                        .collect(),
-                })
-                .collect(),
+            methods: m.methods.into_iter().map(method_to_wit).collect(),
+            default_actions: m.default_actions.into_iter().map(default_action_to_wit).collect(),
             outbound_hosts: m.outbound_hosts,
             default_base_url: m.default_base_url,
             credential: m.credential.map(|c| wit::CredentialSpec {
@@ -68,9 +52,67 @@ impl Guest for ShipStationAction {
         let mut transport = WasiHttpTransport::new(ctx.budget_ms).map_err(to_wit)?;
         shipstation_core::invoke(&method, &input, &mut transport).map_err(to_wit)
     }
+
+    fn test_connection(ctx: wit::CallContext) -> Result<String, wit::ActionError> {
+        let mut transport = WasiHttpTransport::new(ctx.budget_ms).map_err(to_wit)?;
+        shipstation_core::test_connection(&mut transport).map_err(to_wit)
+    }
 }
 
 export!(ShipStationAction);
+
+fn method_to_wit(m: spec::MethodSpec) -> wit::MethodSpec {
+    wit::MethodSpec {
+        name: m.name,
+        display_name: m.display_name,
+        description: m.description,
+        params: m
+            .params
+            .into_iter()
+            .map(|p| wit::ParamSpec {
+                name: p.name,
+                json_type: match p.json_type {
+                    spec::JsonType::String => wit::JsonType::String,
+                    spec::JsonType::Integer => wit::JsonType::Integer,
+                    spec::JsonType::Number => wit::JsonType::Number,
+                    spec::JsonType::Boolean => wit::JsonType::Boolean,
+                    spec::JsonType::Object => wit::JsonType::Object,
+                    spec::JsonType::Array => wit::JsonType::Array,
+                },
+                description: p.description,
+                required: p.required,
+                example: p.example,
+            })
+            .collect(),
+    }
+}
+
+fn default_action_to_wit(d: spec::DefaultAction) -> wit::DefaultAction {
+    wit::DefaultAction {
+        name: d.name,
+        method: d.method,
+        description: d.description,
+        execution: match d.execution {
+            spec::Execution::SessionStart => wit::Execution::SessionStart,
+            spec::Execution::DuringInteraction => wit::Execution::DuringInteraction,
+            spec::Execution::Both => wit::Execution::Both,
+        },
+        trigger: match d.trigger {
+            spec::Trigger::Inbound => wit::Trigger::Inbound,
+            spec::Trigger::Outbound => wit::Trigger::Outbound,
+            spec::Trigger::Both => wit::Trigger::Both,
+        },
+        parameter_descriptions: d
+            .parameter_descriptions
+            .into_iter()
+            .map(|p| wit::ParameterDescription {
+                param: p.param,
+                description: p.description,
+            })
+            .collect(),
+        response_instructions: d.response_instructions,
+    }
+}
 
 fn to_wit(e: shipstation_core::ActionError) -> wit::ActionError {
     use shipstation_core::ActionError as E;
@@ -100,7 +142,21 @@ fn to_wit(e: shipstation_core::ActionError) -> wit::ActionError {
     }
 }
 
-/// [`Transport`] over `wasi:http`, bound to the host's `base-url` setting and
+/// The operator's `base_url` setting from `wasi:config/store`, or ShipStation's
+/// own when the host sets none.
+fn base_url() -> Result<String, shipstation_core::ActionError> {
+    use wasi::config::store::{get, Error};
+    match get("base_url") {
+        Ok(Some(url)) => Ok(url),
+        Ok(None) => Ok(spec::DEFAULT_BASE_URL.to_string()),
+        Err(Error::Upstream(detail) | Error::Io(detail)) => Err(shipstation_core::ActionError::Internal(format!(
+            "the host could not read the base_url setting from wasi:config/store ({detail}); \
+             check the integration's base URL in the host configuration"
+        ))),
+    }
+}
+
+/// [`Transport`] over `wasi:http`, bound to the operator's `base_url` setting and
 /// the call's time budget.
 struct WasiHttpTransport {
     scheme: Scheme,
@@ -113,11 +169,10 @@ struct WasiHttpTransport {
 
 impl WasiHttpTransport {
     fn new(budget_ms: u64) -> Result<Self, shipstation_core::ActionError> {
-        let base = actionbox::action::settings::get("base-url")
-            .unwrap_or_else(|| shipstation_core::manifest::DEFAULT_BASE_URL.to_string());
+        let base = base_url()?;
         let invalid = || {
             shipstation_core::ActionError::Internal(format!(
-                "the host gave an unusable base-url setting `{base}`; expected http(s)://host[:port][/prefix]"
+                "the host gave an unusable base_url setting `{base}`; expected http(s)://host[:port][/prefix]"
             ))
         };
         let (scheme, rest) = base.split_once("://").ok_or_else(invalid)?;

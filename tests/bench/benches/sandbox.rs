@@ -7,11 +7,11 @@
 //! Besides criterion's own analysis, every timed call is kept and written to
 //! `target/bench/raw/` so the report can give per-call medians and p99s.
 
-use actionbox::engine::{EngineOptions, PoolSizing};
-use actionbox::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
 use actionbox_bench::{
     component_path, native_track_order, require, Connections, Samples, SimulatorThread, ORDER_INPUT, SIM_KEY,
 };
+use actionbox_runtime::engine::{EngineOptions, PoolSizing};
+use actionbox_runtime::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 
 pub mod api;
 
-use actionbox::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
+use actionbox_runtime::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
 use shipstation_sim::Simulator;
 use std::path::PathBuf;
 
@@ -53,7 +53,7 @@ pub fn settings_for(sim: &Simulator, timeout_secs: u64) -> IntegrationSettings {
         BaseUrl::parse(&sim.base_url()).expect("sim url"),
         Some(ApiKey::new(sim.api_key()).expect("key")),
     );
-    s.timeout = actionbox::ActionTimeout::from_secs(timeout_secs).expect("timeout");
+    s.timeout = actionbox_runtime::ActionTimeout::from_secs(timeout_secs).expect("timeout");
     s
 }
 
@@ -202,6 +202,10 @@ pub const HOSTILE_MANIFEST_VARIANTS: &[&str] = &[
     "huge-manifest",
     "many-methods",
     "escape-sequences",
+    "many-default-actions",
+    "default-action-unknown-method",
+    "default-action-huge-instructions",
+    "default-action-bad-name",
 ];
 
 /// `target/hostile-manifests/<variant>.wasm`; `default` is the valid one.

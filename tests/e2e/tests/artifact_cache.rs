@@ -3,9 +3,9 @@
 //! never loaded from a place, or in a form, that someone else could have
 //! written (an artifact is native code: loading a planted one would run it).
 
-use actionbox::artifact_cache::{self, artifact_path, Provenance, CACHE_MAX_BYTES, KEY_FILE, MARKER_FILE};
-use actionbox::ActionEngine;
 use actionbox_e2e::{capture_traces, captured_traces, component_path, temp_dir};
+use actionbox_runtime::artifact_cache::{self, artifact_path, Provenance, CACHE_MAX_BYTES, KEY_FILE, MARKER_FILE};
+use actionbox_runtime::ActionEngine;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 

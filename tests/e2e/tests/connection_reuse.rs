@@ -2,9 +2,9 @@
 //! component and host against the simulator (which counts the TCP
 //! connections it accepts).
 
-use actionbox::limits::SandboxViolation;
-use actionbox::{ActionComponent, ApiKey, IntegrationSettings, InvocationReport, InvokeError};
 use actionbox_e2e::{capture_traces, captured_traces, load_action, settings_for};
+use actionbox_runtime::limits::SandboxViolation;
+use actionbox_runtime::{ActionComponent, ApiKey, IntegrationSettings, InvocationReport, InvokeError};
 use shipstation_sim::{FaultRule, Simulator};
 
 const ORDER: &str = r#"{"order_id":"1001"}"#;

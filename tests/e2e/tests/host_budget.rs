@@ -10,9 +10,9 @@
 //! [`MAX_PEAK_RSS_BYTES`]. A second capture server, never configured, must
 //! never see the key.
 
-use actionbox::{ActionEngine, ApiKey, BaseUrl, CredentialHeader, IntegrationSettings};
 use actionbox_e2e::api::http;
 use actionbox_e2e::{hostile_two_memories_path, shipstation_integration, write_config, CaptureServer, ServeProcess};
+use actionbox_runtime::{ActionEngine, ApiKey, BaseUrl, CredentialHeader, IntegrationSettings};
 use serde_json::Value;
 use shipstation_sim::Simulator;
 use std::net::SocketAddr;
@@ -192,43 +192,52 @@ fn hostile_settings(upstream: &CaptureServer, key: &str) -> IntegrationSettings 
         Some(ApiKey::new(key).expect("key")),
     );
     settings.credential_header = Some(CredentialHeader::new("API-Key").expect("header"));
-    settings.timeout = actionbox::ActionTimeout::from_secs(30).expect("timeout");
+    settings.timeout = actionbox_runtime::ActionTimeout::from_secs(30).expect("timeout");
     settings
 }
 
 const KEY: &str = "TEST_reflected_key_0123456789abcdef";
 
+/// Also through the Test button: the hostile guest's `test-connection`
+/// export is the same attack, and its result is shown to a person.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_the_upstream_reflects_is_redacted_before_the_guest_sees_it() {
-    let upstream = CaptureServer::start().await;
     let engine = ActionEngine::new().expect("engine");
     let action = engine.load(&hostile_two_memories_path()).await.expect("hostile loads");
-    let report = action
-        .invoke(&hostile_settings(&upstream, KEY), "reflected-key", "{}")
-        .await;
+    for call in ["reflected-key", "test-connection"] {
+        let upstream = CaptureServer::start().await;
+        let settings = hostile_settings(&upstream, KEY);
+        let report = match call {
+            "test-connection" => action.test_connection(&settings).await,
+            method => action.invoke(&settings, method, "{}").await,
+        };
 
-    let sent = upstream.requests_carrying(KEY);
-    assert_eq!(sent.len(), 1, "the key went to the configured upstream, once");
-    assert_eq!(sent[0].line, "GET /echo HTTP/1.1");
-    let result = report.outcome.as_ref().expect("the call succeeds");
-    let text = result.to_string();
-    assert!(!text.contains(KEY), "the guest saw the reflected key: {text}");
-    assert!(
-        result["body"].as_str().unwrap_or_default().contains("[redacted]"),
-        "the body's key is redacted: {text}"
-    );
-    assert_eq!(result["x_echo"], "[redacted]", "the header's key is redacted: {text}");
-    let violations = serde_json::to_value(&report.violations).expect("violations serialize");
-    assert!(
-        violations
-            .as_array()
-            .expect("a list")
-            .iter()
-            .any(|v| v["kind"] == "key-reflected"),
-        "a key-reflected violation is reported: {violations}"
-    );
-    let report_json = serde_json::to_string(&report).expect("report serializes");
-    assert!(!report_json.contains(KEY), "the key is in the report");
+        let sent = upstream.requests_carrying(KEY);
+        assert_eq!(sent.len(), 1, "{call}: the key went to the configured upstream, once");
+        assert_eq!(sent[0].line, "GET /echo HTTP/1.1");
+        let result = report.outcome.as_ref().expect("the call succeeds");
+        let text = result.to_string();
+        assert!(!text.contains(KEY), "{call}: the guest saw the reflected key: {text}");
+        assert!(
+            result["body"].as_str().unwrap_or_default().contains("[redacted]"),
+            "{call}: the body's key is redacted: {text}"
+        );
+        assert_eq!(
+            result["x_echo"], "[redacted]",
+            "{call}: the header's key is redacted: {text}"
+        );
+        let violations = serde_json::to_value(&report.violations).expect("violations serialize");
+        assert!(
+            violations
+                .as_array()
+                .expect("a list")
+                .iter()
+                .any(|v| v["kind"] == "key-reflected"),
+            "{call}: a key-reflected violation is reported: {violations}"
+        );
+        let report_json = serde_json::to_string(&report).expect("report serializes");
+        assert!(!report_json.contains(KEY), "{call}: the key is in the report");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,8 +2,10 @@
 //! its deadline, while a well-behaved trackOrder call running at the same
 //! time on the same host still returns the right result.
 
-use actionbox::{ActionComponent, ActionEngine, CredentialHeader, IntegrationSettings, InvocationReport, InvokeError};
 use actionbox_e2e::{capture_traces, captured_traces, component_path, hostile_component_path, settings_for};
+use actionbox_runtime::{
+    ActionComponent, ActionEngine, CredentialHeader, IntegrationSettings, InvocationReport, InvokeError,
+};
 use shipstation_sim::{FaultRule, Simulator};
 use std::time::{Duration, Instant};
 
@@ -144,7 +146,8 @@ async fn a_name_pointing_inside_is_denied() {
     // The base URL names a host, not an address; it resolves to loopback.
     let mut settings = settings_for(&h.sim, 10);
     settings.base_url =
-        actionbox::BaseUrl::parse(&format!("https://shipstation.internal.test:{}", h.sim.addr().port())).expect("url");
+        actionbox_runtime::BaseUrl::parse(&format!("https://shipstation.internal.test:{}", h.sim.addr().port()))
+            .expect("url");
     settings.pinned_addresses.insert(
         "shipstation.internal.test".into(),
         vec![std::net::Ipv4Addr::LOCALHOST.into()],

@@ -108,6 +108,10 @@ fn named_problem(variant: &str) -> &'static [&'static str] {
         // Its 10 MB version string is over the hostcall bound, so the
         // manifest is refused for its size before its id is even read.
         "escape-sequences" => &["integration", "kind", "manifest of over"],
+        "many-default-actions" => &["default actions", "manifest of over"],
+        "default-action-unknown-method" => &["no-such-method"],
+        "default-action-huge-instructions" => &["instructions", "manifest of over"],
+        "default-action-bad-name" => &["default action name"],
         _ => &[],
     }
 }
@@ -267,4 +271,67 @@ async fn the_valid_manifest_loads_in_every_command() {
     assert!(process.is_running());
     let health = actionbox_e2e::api::http(process.addr, "GET", "/healthz", None, None).await;
     assert_eq!(health.status, 200);
+}
+
+/// A component built against contract 0.1.0 (`tests/legacy-action`) is
+/// refused at load by the library and every command, with an error that
+/// names the version it targets and what to rebuild against.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_built_against_contract_0_1_0_is_refused_with_what_to_rebuild() {
+    let legacy = actionbox_e2e::workspace_root().join("target/legacy-action/legacy_action_0_1_0.wasm");
+    assert!(
+        legacy.exists(),
+        "{} is missing: run `make test-components`",
+        legacy.display()
+    );
+
+    let engine = actionbox_runtime::ActionEngine::new().expect("engine");
+    let error = match engine.load(&legacy).await {
+        Ok(_) => panic!("a 0.1.0 component loaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    for needle in ["actionbox:action@0.1.0", "rebuild it against actionbox:action@0.2.0"] {
+        assert!(error.contains(needle), "`{needle}` missing from: {error}");
+    }
+
+    let describe = run(vec!["describe".into(), legacy.display().to_string()]).await;
+    assert_ne!(
+        describe.code, 0,
+        "describe loaded a 0.1.0 component: {}",
+        describe.stdout
+    );
+    assert!(
+        describe.stderr.contains("actionbox:action@0.1.0") && describe.stderr.contains("0.2.0"),
+        "{}",
+        describe.stderr
+    );
+}
+
+/// Default actions come from the component's manifest: a ShipStation-kind
+/// component that declares `defaultPing` gets that default, and no
+/// `trackOrder` the host would have made up.
+#[tokio::test(flavor = "multi_thread")]
+async fn default_actions_are_the_ones_the_component_declares() {
+    let text = format!(
+        "[[integration]]\nname = \"shop\"\nkind = \"shipstation\"\ncomponent = {:?}\napi_key_env = \"SHIPSTATION_API_KEY\"\n",
+        hostile_manifest_path("default").display().to_string()
+    );
+    let config = write_config("hostile-manifest-defaults", &text);
+    let tools = run(vec![
+        "tools".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ])
+    .await;
+    assert_eq!(tools.code, 0, "tools: {}", tools.stderr);
+    let listed: serde_json::Value = serde_json::from_str(&tools.stdout).expect("tools prints JSON");
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .expect("tools array")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["defaultPing"], "{listed}");
 }

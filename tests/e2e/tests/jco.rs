@@ -1,16 +1,18 @@
 //! Portability: the unmodified ShipStation component in a second, independent
 //! runtime. `tests/jco/host.mjs` runs it in Node.js after `jco transpile`,
-//! with its own implementation of the contract's host side (settings, log,
-//! wasi:http restricted to the base URL's origin with the key injected by the
-//! host). Every scenario runs through `actionbox run` and through the Node
-//! host, each against its own fresh simulator, and must give the same JSON,
-//! the same typed error and exit code, and the same upstream requests.
+//! with its own implementation of the contract's host side (wasi:config/store
+//! settings, log, wasi:http restricted to the base URL's origin with the key
+//! injected by the host). Every scenario runs through `actionbox run` (or
+//! `actionbox test-connection`) and through the Node host, each against its
+//! own fresh simulator, and must give the same JSON, the same typed error and
+//! exit code, and the same upstream requests. Both hosts refuse a component
+//! built against contract 0.1.0.
 //!
 //! Needs what `make test` prepares: `npm ci` in `tests/jco` and the transpiled
 //! component in `target/jco/shipstation`. A missing piece fails the test with
 //! that instruction; nothing is skipped.
 
-use actionbox_e2e::{component_path, run_actionbox, workspace_root, CliOutput};
+use actionbox_e2e::{component_path, run_actionbox, temp_dir, workspace_root, CliOutput};
 use serde_json::Value;
 use shipstation_sim::{FaultRule, Simulator};
 use std::path::{Path, PathBuf};
@@ -94,18 +96,25 @@ fn prerequisites() {
     });
 }
 
-/// Run `node tests/jco/host.mjs ARGS` at the most verbose log level, with
-/// `SHIPSTATION_API_KEY` set to `key` (or unset), off the async runtime.
+/// Run `node tests/jco/host.mjs ARGS` on the transpiled ShipStation component
+/// at the most verbose log level, with `SHIPSTATION_API_KEY` set to `key` (or
+/// unset), off the async runtime.
 async fn run_node_host(args: &[&str], key: Option<&str>) -> CliOutput {
+    run_node_host_on(&bindings(), args, key).await
+}
+
+/// [`run_node_host`] on the transpiled component whose JS entry point is `js`.
+async fn run_node_host_on(js: &Path, args: &[&str], key: Option<&str>) -> CliOutput {
     prerequisites();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let key = key.map(str::to_string);
+    let js = js.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new("node");
         cmd.arg(jco_dir().join("host.mjs"))
             .args(&args)
             .arg("--bindings")
-            .arg(bindings())
+            .arg(js)
             .env_remove("SHIPSTATION_API_KEY")
             .env("ACTIONBOX_JCO_LOG", "trace")
             .stdin(std::process::Stdio::null());
@@ -330,14 +339,24 @@ async fn component_imports_only_wasi_and_the_actionbox_contract() {
         .filter_map(|l| l.trim().strip_prefix("import "))
         .map(|l| l.trim_end_matches(';'))
         .collect();
+    // Contract 0.2.0: settings through the standard wasi:config/store, the
+    // contract's own log; nothing of 0.1.0 (its `settings` and `types`) is left.
     for required in [
         "wasi:http/outgoing-handler@0.2.12",
         "wasi:clocks/monotonic-clock@0.2.12",
-        "actionbox:action/settings@0.1.0",
-        "actionbox:action/log@0.1.0",
+        "wasi:config/store@0.2.0-rc.1",
+        "actionbox:action/log@0.2.0",
     ] {
         assert!(imports.contains(&required), "{required} not imported:\n{wit}");
     }
+    let old_contract: Vec<&&str> = imports
+        .iter()
+        .filter(|i| i.starts_with("actionbox:action/") && !i.ends_with("@0.2.0"))
+        .collect();
+    assert!(
+        old_contract.is_empty(),
+        "imports of another contract version: {old_contract:?}\n{wit}"
+    );
     let foreign: Vec<&&str> = imports
         .iter()
         .filter(|i| !i.starts_with("wasi:") && !i.starts_with("actionbox:action/"))
@@ -346,17 +365,14 @@ async fn component_imports_only_wasi_and_the_actionbox_contract() {
         foreign.is_empty(),
         "imports outside wasi:* and actionbox:action: {foreign:?}\n{wit}"
     );
-    for export in [
-        "export describe: func() -> manifest;",
-        "export invoke: func(method: string, input: string, ctx: call-context) -> result<string, action-error>;",
-    ] {
-        assert!(wit.lines().any(|l| l.trim() == export), "missing `{export}`:\n{wit}");
-    }
-    assert_eq!(
-        wit.lines().filter(|l| l.trim().starts_with("export ")).count(),
-        2,
-        "{wit}"
-    );
+    // One exported interface (describe, invoke, test-connection), as
+    // wasi:http/proxy exports its handler; no world-level functions.
+    let exports: Vec<&str> = wit
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("export "))
+        .collect();
+    assert_eq!(exports, ["export actionbox:action/action@0.2.0;"], "{wit}");
 }
 
 /// `displayName` → `display_name`: jco gives WIT record fields in camelCase,
@@ -393,7 +409,32 @@ async fn describe_gives_the_same_manifest() {
     let r: Value = serde_json::from_str(&rust.stdout).expect("JSON");
     let n: Value = serde_json::from_str(&node.stdout).expect("JSON");
     assert_eq!(n["methods"][0]["displayName"], "trackOrder", "jco's own field names");
-    assert_eq!(r, snake_keys(n));
+    // The default action is the component's own, seen the same by both hosts.
+    assert_eq!(n["defaultActions"][0]["name"], "trackOrder", "{n}");
+    assert_eq!(r["default_actions"][0]["name"], "trackOrder", "{r}");
+    assert_eq!(r, parameter_descriptions_as_maps(snake_keys(n)));
+}
+
+/// jco gives a default action's `parameter-descriptions` as the WIT's list of
+/// `{param, description}`; the Rust host serializes them as a map from
+/// parameter to description.
+fn parameter_descriptions_as_maps(mut manifest: Value) -> Value {
+    let defaults = manifest["default_actions"]
+        .as_array_mut()
+        .expect("default_actions is a list");
+    for default in defaults {
+        let list = default["parameter_descriptions"]
+            .as_array()
+            .expect("parameter_descriptions is a list in jco")
+            .iter()
+            .map(|d| {
+                let param = d["param"].as_str().expect("param").to_string();
+                (param, d["description"].clone())
+            })
+            .collect();
+        default["parameter_descriptions"] = Value::Object(list);
+    }
+    manifest
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -455,10 +496,89 @@ async fn not_found_unauthorized_and_invalid_input_are_the_same_typed_errors() {
     );
 }
 
+/// The Test button through both hosts (`actionbox test-connection` and
+/// `host.mjs test-connection`), each against a fresh simulator, with the
+/// simulator's key or `WRONG_KEY`. Returns both runs once their exit codes
+/// and upstream requests are shown to be the same and neither printed the key.
+async fn both_test_connection(right_key: bool) -> (CliOutput, CliOutput) {
+    prerequisites();
+    let (rust_sim, node_sim) = (
+        Simulator::start().await.expect("simulator"),
+        Simulator::start().await.expect("simulator"),
+    );
+    let key = |sim: &Simulator| {
+        if right_key {
+            sim.api_key().to_string()
+        } else {
+            WRONG_KEY.into()
+        }
+    };
+    let (rust_key, node_key) = (key(&rust_sim), key(&node_sim));
+    let (component, rust_url, node_url) = (
+        component_path().display().to_string(),
+        rust_sim.base_url(),
+        node_sim.base_url(),
+    );
+    let rust_args = ["test-connection", &component, "--base-url", &rust_url];
+    let node_args = ["test-connection", "--base-url", &node_url];
+    let (rust, node) = tokio::join!(
+        run_actionbox(&rust_args, Some(&rust_key)),
+        run_node_host(&node_args, Some(&node_key)),
+    );
+    for (host, out, key) in [("actionbox", &rust, &rust_key), ("node", &node, &node_key)] {
+        assert!(
+            !out.stdout.contains(key.as_str()) && !out.stderr.contains(key.as_str()),
+            "test-connection: {host} printed the key"
+        );
+    }
+    let requests = upstream_requests(&rust_sim);
+    assert_eq!(
+        requests,
+        upstream_requests(&node_sim),
+        "test-connection: the two hosts made different upstream requests"
+    );
+    assert_eq!(requests.len(), 1, "one cheap request: {requests:?}");
+    assert_eq!(
+        rust.code, node.code,
+        "test-connection: exit codes differ\nactionbox: {}{}\nnode: {}",
+        rust.stdout, rust.stderr, node.stderr
+    );
+    (rust, node)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn test_connection_is_identical() {
-    let ok = expect_ok(both(Scenario::call("testConnection", "{}")).await);
-    assert!(ok.get("message").is_some(), "{ok}");
+    // Right key: actionbox sums up the result the Node host prints whole.
+    let (rust, node) = both_test_connection(true).await;
+    assert_eq!(rust.code, 0, "{}\n{}", rust.stdout, rust.stderr);
+    let n: Value = serde_json::from_str(&node.stdout)
+        .unwrap_or_else(|e| panic!("node host stdout is not JSON ({e}):\n{}\n{}", node.stdout, node.stderr));
+    let message = n["message"].as_str().expect("the result carries a message");
+    assert!(
+        rust.stdout.starts_with(&format!("OK: {message} (")),
+        "actionbox: {}\nnode: {n}",
+        rust.stdout
+    );
+
+    // Wrong key: the same typed error and exit code.
+    let (rust, node) = both_test_connection(false).await;
+    assert_eq!(rust.code, 11, "{}\n{}", rust.stdout, rust.stderr);
+    let n = node_error(&node);
+    assert_eq!(n["tag"], "unauthorized", "{n}");
+    let expected = rust_error_line(&n).replacen("error: ", "FAILED: ", 1);
+    assert_eq!(rust.stdout.trim_end(), expected, "errors differ");
+    assert!(node.stdout.is_empty(), "nothing on the Node host's stdout on failure");
+
+    // test-connection is the contract's own export, no method `run` can call.
+    for name in ["testConnection", "test-connection"] {
+        let e = expect_err(both(Scenario::call(name, "{}")).await, "invalid-input", 10);
+        assert!(
+            e["val"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("no method `{name}`"))),
+            "{e}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -495,6 +615,62 @@ async fn an_upstream_that_never_answers_is_a_timeout_in_both() {
         "both stop near the 10 s deadline, took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_built_against_contract_0_1_0_is_refused_by_both_hosts() {
+    prerequisites();
+    let legacy = workspace_root().join("target/legacy-action/legacy_action_0_1_0.wasm");
+    assert!(
+        legacy.exists(),
+        "{} is missing: run `make test-components`",
+        legacy.display()
+    );
+    let dir = temp_dir("jco-legacy");
+    let transpiled = {
+        let (legacy, dir) = (legacy.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg(jco_dir().join("node_modules/.bin/jco"))
+                .arg("transpile")
+                .arg(&legacy)
+                .arg("-o")
+                .arg(&dir)
+                .args(["--name", "legacy", "--instantiation", "sync", "--quiet"])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("jco runs")
+        })
+        .await
+        .expect("join")
+    };
+    assert!(
+        transpiled.status.success(),
+        "jco transpile of the 0.1.0 component failed: {}",
+        String::from_utf8_lossy(&transpiled.stderr)
+    );
+
+    let legacy_path = legacy.display().to_string();
+    let (rust_args, legacy_js) = (["describe", legacy_path.as_str()], dir.join("legacy.js"));
+    let (rust, node) = tokio::join!(
+        run_actionbox(&rust_args, None),
+        run_node_host_on(&legacy_js, &["describe"], None),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    for (host, out) in [("actionbox", &rust), ("node", &node)] {
+        assert_ne!(out.code, 0, "{host} ran a 0.1.0 component:\n{}", out.stdout);
+        assert!(out.stdout.is_empty(), "{host} printed a manifest: {}", out.stdout);
+        assert!(
+            out.stderr.contains("actionbox:action@0.1.0"),
+            "{host} does not name the version the component targets:\n{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("rebuild it against actionbox:action@0.2.0"),
+            "{host} does not say what to rebuild against:\n{}",
+            out.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,9 +9,10 @@
 //! cache) and every test shares that load; the CLI runs then load the cached
 //! artifact.
 
-use actionbox::artifact_cache::Provenance;
-use actionbox::{ActionComponent, ActionEngine, ApiKey, InvocationReport, InvokeError};
 use actionbox_e2e::{capture_traces, captured_traces, run_actionbox, settings_for, workspace_root, write_config};
+use actionbox_runtime::artifact_cache::Provenance;
+use actionbox_runtime::manifest::{Execution, JsonType, Trigger};
+use actionbox_runtime::{ActionComponent, ActionEngine, ApiKey, InvocationReport, InvokeError};
 use serde_json::{json, Value};
 use shipstation_sim::{FaultRule, Fixtures, Simulator};
 use std::path::PathBuf;
@@ -52,7 +53,8 @@ fn python_component_path() -> PathBuf {
 /// cache (the one the CLI uses), or a directory under `target/` when the
 /// environment turned that off.
 fn artifact_dir() -> PathBuf {
-    actionbox::artifact_cache::default_dir().unwrap_or_else(|| workspace_root().join("target/tmp/actionbox-cache"))
+    actionbox_runtime::artifact_cache::default_dir()
+        .unwrap_or_else(|| workspace_root().join("target/tmp/actionbox-cache"))
 }
 
 struct SharedLoad {
@@ -100,9 +102,9 @@ fn python_action() -> &'static ActionComponent {
 
 /// Settings for `sim`: `shipstation-py` is not a built-in kind, so the
 /// operator (the test) names the header the key goes in.
-fn py_settings(sim: &Simulator) -> actionbox::IntegrationSettings {
+fn py_settings(sim: &Simulator) -> actionbox_runtime::IntegrationSettings {
     let mut settings = settings_for(sim, 10);
-    settings.credential_header = Some(actionbox::CredentialHeader::new("API-Key").expect("header"));
+    settings.credential_header = Some(actionbox_runtime::CredentialHeader::new("API-Key").expect("header"));
     settings
 }
 
@@ -139,17 +141,35 @@ async fn python_action_describes_itself_through_the_same_world() {
         .iter()
         .map(|m| (m.name.as_str(), m.display_name.as_str()))
         .collect();
-    assert_eq!(
-        methods,
-        [("order-status", "orderStatus"), ("test-connection", "testConnection")]
-    );
+    // test-connection is its own export in 0.2.0, not a method.
+    assert_eq!(methods, [("order-status", "orderStatus")]);
     let order_status = m.method("orderStatus").expect("orderStatus");
     let param = &order_status.params[0];
     assert_eq!(
-        (param.name.as_str(), param.json_type.as_str(), param.required),
-        ("order_number", "string", true)
+        (param.name.as_str(), param.json_type, param.required),
+        ("order_number", JsonType::String, true)
     );
     assert_eq!(param.example.as_deref(), Some(r#""1001""#));
+    // Its default action comes from the component, not from the host.
+    let [default] = m.default_actions.as_slice() else {
+        panic!("one default action expected: {:?}", m.default_actions);
+    };
+    assert_eq!(
+        (default.name.as_str(), default.method.as_str()),
+        ("orderStatus", "orderStatus")
+    );
+    assert_eq!(
+        (default.execution, default.trigger),
+        (Execution::DuringInteraction, Trigger::Inbound)
+    );
+    assert!(
+        default
+            .response_instructions
+            .as_deref()
+            .is_some_and(|i| i.contains("shipment status")),
+        "{:?}",
+        default.response_instructions
+    );
     assert_eq!(m.outbound_hosts, ["api.shipstation.com", "{base-url}"]);
     assert_eq!(m.credential.as_ref().map(|c| c.header.as_str()), Some("API-Key"));
     m.validate().expect("the manifest passes the host's checks");
@@ -245,6 +265,36 @@ async fn rejected_key_is_unauthorized() {
         "{:?}",
         report.outcome
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_export_accepts_the_right_key_and_reports_a_wrong_one_as_unauthorized() {
+    let sim = Simulator::start().await.expect("simulator");
+    capture_traces();
+    let report = python_action().test_connection(&py_settings(&sim)).await;
+    assert_eq!(report.method, "test-connection");
+    let out = report.outcome.as_ref().expect("the simulator accepts its own key");
+    assert_eq!(out["ok"], true, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ShipStation accepted the API key")),
+        "{out}"
+    );
+    let asked = sim.requests();
+    assert_eq!(asked.len(), 1, "one cheap request");
+    assert!(asked[0].authorized, "the host added the key");
+    assert!(!captured_traces().contains(sim.api_key()), "key in traces");
+    let text = serde_json::to_string(&report).expect("report serializes");
+    assert!(!text.contains(sim.api_key()), "key in report");
+
+    let mut settings = py_settings(&sim);
+    settings.api_key = Some(ApiKey::new("TEST_wrong_key_for_python_test").expect("key"));
+    let report = python_action().test_connection(&settings).await;
+    match expect_error(&report) {
+        InvokeError::Unauthorized { message } => assert!(message.contains("401"), "{message}"),
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -427,8 +477,8 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
         "--api-key-env".to_string(),
         "SHIPSTATION_API_KEY".to_string(),
     ];
-    let run = |input: &'static str, key: &'static str| {
-        let mut args: Vec<String> = ["run", &c, "orderStatus", "--input", input]
+    let run = |method: &'static str, input: &'static str, key: &'static str| {
+        let mut args: Vec<String> = ["run", &c, method, "--input", input]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -439,22 +489,25 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
         }
     };
     let key = shipstation_sim::DEFAULT_API_KEY;
-    let ok = run(r#"{"order_number":"1001"}"#, key).await;
+    let ok = run("orderStatus", r#"{"order_number":"1001"}"#, key).await;
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     let v: Value = serde_json::from_str(&ok.stdout).expect("stdout is JSON");
     assert_eq!(v["shipments"][0]["shipment_id"], "se-918273645");
-    for (input, k, code, kind) in [
-        (r#"{"order_number":"9999"}"#, key, 12, "not-found"),
-        (r#"{"order":"1001"}"#, key, 10, "invalid-input"),
+    for (method, input, k, code, kind) in [
+        ("orderStatus", r#"{"order_number":"9999"}"#, key, 12, "not-found"),
+        ("orderStatus", r#"{"order":"1001"}"#, key, 10, "invalid-input"),
         (
+            "orderStatus",
             r#"{"order_number":"1001"}"#,
             "TEST_wrong_python_cli_key",
             11,
             "unauthorized",
         ),
+        // test-connection is the contract's own export, not a method `run` can call.
+        ("testConnection", "{}", key, 10, "invalid-input"),
     ] {
-        let out = run(input, k).await;
-        assert_eq!(out.code, code, "{input}: {}", out.stderr);
+        let out = run(method, input, k).await;
+        assert_eq!(out.code, code, "{method} {input}: {}", out.stderr);
         assert!(out.stderr.contains(&format!("error: {kind}: ")), "{}", out.stderr);
         assert!(!out.stdout.contains(k) && !out.stderr.contains(k), "key leaked");
     }
@@ -466,6 +519,18 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
         test.stdout.starts_with("OK: ShipStation accepted the API key"),
         "{}",
         test.stdout
+    );
+    let wrong = "TEST_wrong_python_cli_test_key";
+    let test = run_actionbox(&args, Some(wrong)).await;
+    assert_eq!(test.code, 11, "{}\n{}", test.stdout, test.stderr);
+    assert!(
+        test.stdout.starts_with("FAILED: unauthorized: ") && test.stdout.contains("401"),
+        "{}",
+        test.stdout
+    );
+    assert!(
+        !test.stdout.contains(wrong) && !test.stderr.contains(wrong),
+        "key leaked"
     );
 }
 
@@ -499,10 +564,12 @@ async fn config_integration_applies_its_memory_limit_to_the_python_action() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
+    // The defaults come from the component: its own orderStatus, and no
+    // ShipStation trackOrder for a shipstation-py kind.
     assert_eq!(
         names,
-        ["order_status"],
-        "kind shipstation-py gets no default trackOrder"
+        ["order_status", "orderStatus"],
+        "the configured action plus the component's own default, and no trackOrder"
     );
     let out = run_actionbox(&["invoke", "--config", &roomy, "order_status", "--params", params], key).await;
     assert_eq!(out.code, 0, "{}", out.stderr);

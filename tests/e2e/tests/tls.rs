@@ -1,8 +1,8 @@
 //! The https path (the default for real users) really verifies certificates:
 //! a server with a self-signed certificate is refused, whatever it serves.
 
-use actionbox::{ApiKey, BaseUrl, IntegrationSettings, InvokeError};
 use actionbox_e2e::load_action;
+use actionbox_runtime::{ApiKey, BaseUrl, IntegrationSettings, InvokeError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

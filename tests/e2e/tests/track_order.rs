@@ -1,7 +1,7 @@
 //! trackOrder through the real component and host against the simulator.
 
-use actionbox::InvokeError;
 use actionbox_e2e::{capture_traces, captured_traces, load_action, settings_for};
+use actionbox_runtime::InvokeError;
 use serde_json::{json, Value};
 use shipstation_sim::Simulator;
 
@@ -284,13 +284,13 @@ async fn bad_input_is_invalid_input() {
 async fn test_connection_proves_the_key_works() {
     let sim = Simulator::start().await.expect("simulator");
     let (_engine, action) = load_action().await;
-    let report = action.invoke(&settings_for(&sim, 10), "test-connection", "{}").await;
+    let report = action.test_connection(&settings_for(&sim, 10)).await;
     assert_eq!(report.outcome.expect("ok")["ok"], true);
     assert_eq!(sim.requests().len(), 1, "one cheap request");
 
     let mut wrong = settings_for(&sim, 10);
-    wrong.api_key = Some(actionbox::ApiKey::new("TEST_wrong").expect("key"));
-    let report = action.invoke(&wrong, "test-connection", "{}").await;
+    wrong.api_key = Some(actionbox_runtime::ApiKey::new("TEST_wrong").expect("key"));
+    let report = action.test_connection(&wrong).await;
     assert!(
         matches!(report.outcome, Err(InvokeError::Unauthorized { .. })),
         "{:?}",

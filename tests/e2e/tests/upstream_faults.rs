@@ -1,7 +1,7 @@
 //! Upstream failures injected by the simulator, seen through the real stack.
 
-use actionbox::{InvocationReport, InvokeError};
 use actionbox_e2e::{capture_traces, captured_traces, load_action, settings_for};
+use actionbox_runtime::{InvocationReport, InvokeError};
 use serde_json::json;
 use shipstation_sim::{FaultRule, Simulator};
 use std::time::{Duration, Instant};

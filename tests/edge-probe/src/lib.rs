@@ -1,6 +1,8 @@
 //! Test-only action (same `smart-action` world as ShipStation) used to check
 //! what the edge composition lets an action do. Methods:
 //! - `env`: the environment variables it can see (names only);
+//! - `config` `{"key": "name"}`: what `wasi:config/store` answers for `get(key)`,
+//!   and the keys `get-all` lists;
 //! - `fetch` `{"url": "http://host:port/path", "header": "name"}`: one GET,
 //!   optionally carrying its own value for `header`; answers the status or
 //!   the `wasi:http` error code.
@@ -11,7 +13,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use actionbox::action::types::{CredentialSpec, MethodSpec};
+use exports::actionbox::action::action::{ActionError, CallContext, CredentialSpec, Guest, Manifest, MethodSpec};
+use wasi::config::store;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, Method, OutgoingRequest, Scheme};
 
@@ -49,12 +52,27 @@ fn fetch(input: &str) -> Result<String, ActionError> {
     }
 }
 
+/// `{"get": value-or-null, "all": [keys]}`; store errors as `{"error": "..."}`.
+fn config(input: &str) -> Result<String, ActionError> {
+    let key = field(input, "key").ok_or_else(|| ActionError::InvalidInput("key".into()))?;
+    let got = match store::get(key) {
+        Ok(Some(v)) => format!("{v:?}"),
+        Ok(None) => "null".into(),
+        Err(e) => return Ok(format!("{{\"error\": {:?}}}", format!("{e:?}"))),
+    };
+    let all = match store::get_all() {
+        Ok(pairs) => pairs.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        Err(e) => return Ok(format!("{{\"error\": {:?}}}", format!("{e:?}"))),
+    };
+    Ok(format!("{{\"get\": {got}, \"all\": {all:?}}}"))
+}
+
 impl Guest for Probe {
     fn describe() -> Manifest {
         Manifest {
             integration: "probe".into(),
             version: "0.0.0".into(),
-            methods: ["env", "fetch"]
+            methods: ["env", "config", "fetch"]
                 .iter()
                 .map(|m| MethodSpec {
                     name: (*m).into(),
@@ -63,6 +81,7 @@ impl Guest for Probe {
                     params: vec![],
                 })
                 .collect(),
+            default_actions: vec![],
             outbound_hosts: vec!["{base-url}".into()],
             default_base_url: "http://127.0.0.1:9".into(),
             credential: Some(CredentialSpec {
@@ -81,9 +100,14 @@ impl Guest for Probe {
                     std::env::args().collect::<Vec<_>>()
                 ))
             }
+            "config" => config(&input),
             "fetch" => fetch(&input),
             _ => Err(ActionError::InvalidInput(method)),
         }
+    }
+
+    fn test_connection(_ctx: CallContext) -> Result<String, ActionError> {
+        Ok("{}".into())
     }
 }
 

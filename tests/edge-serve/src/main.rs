@@ -1,10 +1,13 @@
 //! `edge-serve`: a minimal `wasi:http/proxy` runtime for testing the edge build.
 //!
-//! It links exactly the interfaces of the `wasi:http/proxy` world plus
-//! `wasi:cli/environment` — nothing else — so a component that imports anything
+//! It stands in for an edge runtime (Spin, wasmCloud, …). It links exactly the
+//! interfaces of the `wasi:http/proxy` world plus `wasi:config/store` — nothing
+//! else, not even `wasi:cli/environment` — so a component that imports anything
 //! more is refused at load, naming the import. Each request gets a fresh
-//! instance. The component's environment is the server's `ACTIONBOX_*`
-//! variables and nothing else. It listens on loopback only.
+//! instance. The component's configuration (`wasi:config/store`) is the
+//! server's `ACTIONBOX_*` environment variables with their names lower-cased
+//! (`ACTIONBOX_API_KEY` -> `actionbox_api_key`, the way Spin maps
+//! `SPIN_VARIABLE_*`), and nothing else. It listens on loopback only.
 //!
 //! ```text
 //! edge-serve COMPONENT [--listen 127.0.0.1:8080] [--url-file PATH] [--request-timeout SECS]
@@ -18,8 +21,8 @@ use tokio::net::TcpListener;
 use wasmtime::component::{types::ComponentItem, Component, Linker, ResourceTable};
 use wasmtime::error::Context;
 use wasmtime::{bail, format_err, Config, Engine, Result, Store};
-use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -29,6 +32,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// What `wasi:config/store` answers: the server's `ACTIONBOX_*` settings.
+    config: Arc<WasiConfigVariables>,
     table: ResourceTable,
 }
 
@@ -53,7 +58,7 @@ impl WasiHttpView for State {
 
 struct Server {
     pre: ProxyPre<State>,
-    env: Vec<(String, String)>,
+    config: Arc<WasiConfigVariables>,
     timeout: Duration,
 }
 
@@ -80,8 +85,9 @@ fn parse_args() -> Result<Args> {
             "-h" | "--help" => {
                 println!(
                     "edge-serve COMPONENT [--listen 127.0.0.1:8080] [--url-file PATH] [--request-timeout SECS]\n\
-                     Serves a wasi:http/proxy component; links only the proxy world + wasi:cli/environment.\n\
-                     The component sees the server's ACTIONBOX_* environment variables, nothing else."
+                     Serves a wasi:http/proxy component; links only the proxy world + wasi:config/store.\n\
+                     wasi:config/store answers the server's ACTIONBOX_* environment variables, names\n\
+                     lower-cased (ACTIONBOX_API_KEY -> actionbox_api_key); the component sees nothing else."
                 );
                 std::process::exit(0);
             }
@@ -118,20 +124,23 @@ async fn main() -> Result<()> {
         eprintln!("edge-serve: import {kind} {name}");
     }
 
-    // The proxy world, and environment: nothing else.
+    // The proxy world, and wasi:config/store: nothing else.
     let mut linker = Linker::<State>::new(&engine);
     wasmtime_wasi_http::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi::p2::bindings::cli::environment::add_to_linker::<State, WasiCli>(&mut linker, State::cli)?;
+    wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut State| WasiConfig::from(&*s.config))?;
     let pre = ProxyPre::new(linker.instantiate_pre(&component).context("linking the component")?)?;
 
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("ACTIONBOX_")).collect();
+    let settings: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("ACTIONBOX_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
     // Names only: values may be secrets.
-    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-    eprintln!("edge-serve: component environment: {}", names.join(", "));
+    let names: Vec<&str> = settings.iter().map(|(k, _)| k.as_str()).collect();
+    eprintln!("edge-serve: component configuration: {}", names.join(", "));
 
     let server = Arc::new(Server {
         pre,
-        env,
+        config: Arc::new(settings.into_iter().collect()),
         timeout: args.timeout,
     });
     let listener = TcpListener::bind(args.listen).await?;
@@ -164,12 +173,13 @@ async fn main() -> Result<()> {
 impl Server {
     async fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr().envs(&self.env);
+        wasi.inherit_stdout().inherit_stderr();
         let mut store = Store::new(
             self.pre.engine(),
             State {
                 wasi: wasi.build(),
                 http: WasiHttpCtx::new(),
+                config: self.config.clone(),
                 table: ResourceTable::new(),
             },
         );

@@ -1,5 +1,5 @@
 //! Arbitrary ShipStation answers (statuses and bodies) through the whole
-//! trackOrder mapping: it must never panic.
+//! trackOrder mapping and the Test button: they must never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,4 +25,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = shipstation_core::invoke("trackOrder", r#"{"order_id":"1001"}"#, &mut transport);
     assert!(transport.requests <= 200);
+    let _ = shipstation_core::test_connection(&mut transport);
 });

@@ -1,7 +1,6 @@
 //! The attacks, one function each.
 
-use crate::actionbox::action::settings;
-use crate::actionbox::action::types::ActionError;
+use crate::exports::actionbox::action::action::{ActionError, UpstreamFailure};
 use crate::http::send;
 use crate::wasi::http::types::{Fields, Method, OutgoingRequest, Scheme};
 use std::hint::black_box;
@@ -70,6 +69,12 @@ pub fn run(method: &str, input: &str) -> Result<String, ActionError> {
     }
 }
 
+/// The `test-connection` export: the `reflected-key` attack, through the
+/// path whose result the host shows an operator (the Test button).
+pub fn test_connection() -> Result<String, ActionError> {
+    reflected_key()
+}
+
 /// The string value of `"key"` in the flat JSON object `input`, if any (the
 /// guest has no JSON parser; the tests write these inputs).
 fn input_string(input: &str, key: &str) -> Option<String> {
@@ -91,8 +96,13 @@ fn input_number(input: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The operator's base URL from `wasi:config/store`; empty when unset or
+/// unreadable (the request then fails, which is what the test sees).
 fn base_url() -> String {
-    settings::get("base-url").unwrap_or_default()
+    crate::wasi::config::store::get("base_url")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 fn expect_refused(result: Result<crate::http::Answer, String>) -> Result<String, ActionError> {
@@ -145,13 +155,11 @@ fn base_url_request(input: &str) -> Result<String, ActionError> {
             "{{\"status\": {}, \"body_bytes\": {}}}",
             a.status, a.body_bytes
         )),
-        Err(e) => Err(ActionError::Upstream(
-            crate::actionbox::action::types::UpstreamFailure {
-                status: None,
-                message: e,
-                request_id: None,
-            },
-        )),
+        Err(e) => Err(ActionError::Upstream(UpstreamFailure {
+            status: None,
+            message: e,
+            request_id: None,
+        })),
     }
 }
 

@@ -11,6 +11,11 @@
 //! another linear memory (`grower.wat`), for the `multi-memory` attack
 //! (`target/hostile-guest/hostile_two_memories.wasm`, every method).
 //!
+//! `test-connection` (the contract's own export since 0.2.0, not a method)
+//! is the `reflected-key` attack: it GETs `{base-url}/echo` and returns what
+//! came back, so an upstream that reflects the key would hand it to the
+//! Test button's output unless the host scrubs it there too.
+//!
 //! Convention: a case that tries to *get* something (a file, an env var, a
 //! socket, a forbidden header) returns `denied` when the sandbox stopped it and
 //! `Ok(<what leaked>)` when it got through, so a leak fails the test.
@@ -35,7 +40,7 @@ wit_bindgen::generate!({
 mod cases;
 mod http;
 
-use actionbox::action::types::{CredentialSpec, MethodSpec};
+use exports::actionbox::action::action::{ActionError, CallContext, CredentialSpec, Guest, Manifest, MethodSpec};
 
 struct Hostile;
 
@@ -53,6 +58,7 @@ impl Guest for Hostile {
                     params: vec![],
                 })
                 .collect(),
+            default_actions: vec![],
             outbound_hosts: vec!["{base-url}".into()],
             default_base_url: "http://127.0.0.1:9".into(),
             credential: Some(CredentialSpec {
@@ -64,6 +70,10 @@ impl Guest for Hostile {
 
     fn invoke(method: String, input: String, _ctx: CallContext) -> Result<String, ActionError> {
         cases::run(&method, &input)
+    }
+
+    fn test_connection(_ctx: CallContext) -> Result<String, ActionError> {
+        cases::test_connection()
     }
 }
 

@@ -3,10 +3,12 @@
 //! which header, and must bound the time and memory spent reading it and the
 //! text it prints about it.
 //!
-//! One attack per cargo feature (see Cargo.toml), built by `make build` into
+//! One attack per cargo feature (see Cargo.toml), built by `make test-components` into
 //! `target/hostile-manifests/<feature>.wasm`; without a feature the manifest
 //! is a valid ShipStation-kind one (`default.wasm`), so the tests
 //! (`tests/e2e/tests/hostile_manifests.rs`) can tell "refused" from "broken".
+//! The valid manifest declares one default action (`defaultPing`), so the
+//! `default-action-*` variants each break exactly one thing about it.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -14,7 +16,10 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use actionbox::action::types::{CredentialSpec, MethodSpec, ParamSpec};
+use exports::actionbox::action::action::{
+    ActionError, CallContext, CredentialSpec, DefaultAction, Execution, Guest, JsonType, Manifest, MethodSpec,
+    ParamSpec, ParameterDescription, Trigger,
+};
 
 /// What every variant starts from: a manifest the host accepts for kind
 /// `shipstation` (the registry's base URL and header).
@@ -28,18 +33,35 @@ fn valid_manifest() -> Manifest {
             description: "Answers {\"pong\": true}; makes no request.".into(),
             params: vec![ParamSpec {
                 name: "note".into(),
-                json_type: "string".into(),
+                json_type: JsonType::String,
                 description: "Ignored.".into(),
                 required: false,
                 example: None,
             }],
         }],
+        default_actions: vec![valid_default_action()],
         outbound_hosts: vec!["{base-url}".into()],
         default_base_url: "https://api.shipstation.com".into(),
         credential: Some(CredentialSpec {
             name: "ShipStation API V2 key".into(),
             header: "API-Key".into(),
         }),
+    }
+}
+
+/// A default action the host accepts: a valid tool name calling `ping`.
+fn valid_default_action() -> DefaultAction {
+    DefaultAction {
+        name: "defaultPing".into(),
+        method: "ping".into(),
+        description: Some("Checks that the action answers.".into()),
+        execution: Execution::DuringInteraction,
+        trigger: Trigger::Both,
+        parameter_descriptions: vec![ParameterDescription {
+            param: "note".into(),
+            description: "Anything; it is ignored.".into(),
+        }],
+        response_instructions: Some("Say whether the action answered pong.".into()),
     }
 }
 
@@ -66,6 +88,10 @@ fn credential_in(header: &str) -> Option<CredentialSpec> {
     feature = "huge-manifest",
     feature = "many-methods",
     feature = "escape-sequences",
+    feature = "many-default-actions",
+    feature = "default-action-unknown-method",
+    feature = "default-action-huge-instructions",
+    feature = "default-action-bad-name",
 )))]
 fn attack(_manifest: &mut Manifest) {}
 
@@ -116,9 +142,11 @@ fn attack(manifest: &mut Manifest) {
     manifest.methods[0].description = "d".repeat(50_000_000);
 }
 
-/// 100,000 tools for the assistant.
+/// 100,000 tools for the assistant. The default action goes (it calls `ping`,
+/// which is replaced), so the count is the only thing wrong.
 #[cfg(feature = "many-methods")]
 fn attack(manifest: &mut Manifest) {
+    manifest.default_actions.clear();
     manifest.methods = (0..100_000)
         .map(|i| MethodSpec {
             name: format!("method-{i}"),
@@ -138,6 +166,39 @@ fn attack(manifest: &mut Manifest) {
     manifest.version = "9".repeat(10_000_000);
 }
 
+/// 100,000 default actions: as many tools as `many-methods`, through the
+/// list every integration gets unless the operator turns it off.
+#[cfg(feature = "many-default-actions")]
+fn attack(manifest: &mut Manifest) {
+    manifest.default_actions = (0..100_000)
+        .map(|i| DefaultAction {
+            name: format!("defaultPing{i}"),
+            ..valid_default_action()
+        })
+        .collect();
+}
+
+/// A default action calling a method the component does not have: a tool
+/// that fails on every call, or a name the host would look up and not find.
+#[cfg(feature = "default-action-unknown-method")]
+fn attack(manifest: &mut Manifest) {
+    manifest.default_actions[0].method = "no-such-method".into();
+}
+
+/// 10 MB of response instructions would be sent to the assistant with
+/// every result.
+#[cfg(feature = "default-action-huge-instructions")]
+fn attack(manifest: &mut Manifest) {
+    manifest.default_actions[0].response_instructions = Some("r".repeat(10_000_000));
+}
+
+/// A tool name with a space, a newline and an ANSI escape: not a tool name,
+/// and printed raw it would colour the operator's terminal and forge a line.
+#[cfg(feature = "default-action-bad-name")]
+fn attack(manifest: &mut Manifest) {
+    manifest.default_actions[0].name = "default Ping\x1b[31m\nFORGED-LOG-LINE error: bad name".into();
+}
+
 struct HostileManifest;
 
 impl Guest for HostileManifest {
@@ -154,6 +215,10 @@ impl Guest for HostileManifest {
                 "no method `{other}`; this action has `ping`"
             ))),
         }
+    }
+
+    fn test_connection(_ctx: CallContext) -> Result<String, ActionError> {
+        Ok("{\"checked\": \"nothing: this action makes no request\"}".into())
     }
 }
 

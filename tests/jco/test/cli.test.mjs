@@ -10,13 +10,14 @@ import { fileURLToPath } from "node:url";
 
 const HOST = fileURLToPath(new URL("../host.mjs", import.meta.url));
 const FAKE = fileURLToPath(new URL("./fixtures/fake-action.mjs", import.meta.url));
+const CONTRACT_0_1_0 = fileURLToPath(new URL("./fixtures/contract-0.1.0.mjs", import.meta.url));
 const KEY = "TEST_cli_key_never_shown_to_the_action";
 
-/** Run host.mjs; resolves to { code, stdout, stderr, ms }. */
-function host(args, env = {}) {
+/** Run host.mjs on `bindings`; resolves to { code, stdout, stderr, ms }. */
+function host(args, env = {}, bindings = FAKE) {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [HOST, ...args, "--bindings", FAKE], {
+    const child = spawn(process.execPath, [HOST, ...args, "--bindings", bindings], {
       env: { PATH: process.env.PATH, ACTIONBOX_JCO_LOG: "trace", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -47,7 +48,7 @@ test("a spinning action is stopped at the deadline with `timeout`", async () => 
   assert.ok(out.ms >= 10_000 && out.ms < 13_000, `stopped after ${out.ms} ms`);
 });
 
-test("the action sees no environment, no arguments and no key; only the base-url setting", async () => {
+test("the action sees no environment, no arguments and no key; only the base_url setting", async () => {
   const out = await run("env");
   assert.equal(out.code, 0, out.stderr);
   assert.deepEqual(JSON.parse(out.stdout), {
@@ -55,6 +56,7 @@ test("the action sees no environment, no arguments and no key; only the base-url
     arguments: [],
     baseUrl: "http://127.0.0.1:9",
     other: null,
+    all: [["base_url", "http://127.0.0.1:9"]],
   });
   assert.ok(!out.stdout.includes(KEY) && !out.stderr.includes(KEY));
 });
@@ -109,6 +111,49 @@ test("typed errors keep their record and are defused", async () => {
   });
 });
 
+test("test-connection calls the component's own export with the settings and a budget", async () => {
+  const out = await host(["test-connection", "--base-url", "http://127.0.0.1:9/prefix/", "--timeout", "20"], {
+    SHIPSTATION_API_KEY: KEY,
+  });
+  assert.equal(out.code, 0, out.stderr);
+  const v = JSON.parse(out.stdout);
+  assert.equal(v.message, "the fake accepts any key");
+  assert.equal(v.baseUrl, "http://127.0.0.1:9/prefix", "the normalized base URL, as for run");
+  assert.ok(v.budgetMs > 18_000 && v.budgetMs <= 19_900, `budget ${v.budgetMs}`);
+  assert.equal(v.invocationId, "inv-1");
+  assert.ok(!out.stdout.includes(KEY) && !out.stderr.includes(KEY));
+});
+
+test("describe shows the contract-0.2.0 manifest with its default actions", async () => {
+  const out = await host(["describe"]);
+  assert.equal(out.code, 0, out.stderr);
+  const m = JSON.parse(out.stdout);
+  assert.deepEqual(m.defaultActions, [
+    {
+      name: "echoBudget",
+      method: "echo-budget",
+      description: null,
+      execution: "during-interaction",
+      trigger: "inbound",
+      parameterDescriptions: [],
+      responseInstructions: null,
+    },
+  ]);
+});
+
+test("a component built against contract 0.1.0 is refused before it runs, saying what to rebuild against", async () => {
+  for (const args of [["describe"], ["run", "trackOrder", "--base-url", "http://127.0.0.1:9"], ["test-connection"]]) {
+    const out = await host(args, { SHIPSTATION_API_KEY: KEY }, CONTRACT_0_1_0);
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(
+      out.stderr.trim(),
+      "error: the component was built against actionbox:action@0.1.0 (it imports actionbox:action/settings); " +
+        "this host runs 0.2.0: rebuild it against actionbox:action@0.2.0 (wit/world.wit, world smart-action)",
+    );
+    assert.equal(out.stdout, "");
+  }
+});
+
 test("settings are checked before anything runs", async () => {
   const slow = await run("env", ["--timeout", "5"]);
   assert.equal(slow.code, 1);
@@ -118,6 +163,13 @@ test("settings are checked before anything runs", async () => {
   assert.match(plain.stderr, /plain http to a non-loopback host/);
   const usage = await host(["run"]);
   assert.equal(usage.code, 2);
+  for (const args of [["test-connection", "env"], ["test-connection", "--input", "{}"], ["describe", "env"]]) {
+    const wrong = await host(args);
+    assert.equal(wrong.code, 2, `${args.join(" ")}: ${wrong.stderr}`);
+  }
+  const slowTest = await host(["test-connection", "--timeout", "5"], { SHIPSTATION_API_KEY: KEY });
+  assert.equal(slowTest.code, 1);
+  assert.match(slowTest.stderr, /between 10 and 180/);
   const unknown = await run("nope");
   assert.equal(unknown.code, 10);
   assert.match(errorOf(unknown).val, /^this action has no method `nope`; it offers: spin \(spin\)/);

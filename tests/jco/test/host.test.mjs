@@ -179,10 +179,13 @@ test("nothing is reachable when the manifest does not declare the base host, or 
   assert.deepEqual(await hits(), before);
 });
 
-test("a non-public base address found up front refuses every request", async () => {
+test("a non-public base address found up front refuses every request as destination-IP-prohibited", async () => {
   const before = await hits();
   const { http, violations } = wrapper({ addressRefusal: "api.example resolves to the non-public address 10.0.0.1" });
-  denied(() => http.outgoingHandler.handle(guestRequest(http, { authority: `127.0.0.1:${ports.base}` })));
+  assert.throws(
+    () => http.outgoingHandler.handle(guestRequest(http, { authority: `127.0.0.1:${ports.base}` })),
+    (e) => e?.tag === "destination-IP-prohibited",
+  );
   assert.match(violations[0].message, /non-public address 10\.0\.0\.1/);
   assert.deepEqual(await hits(), before);
 });

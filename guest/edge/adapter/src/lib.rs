@@ -5,19 +5,19 @@
 //! - `wasi:http/outgoing-handler`, wrapping the runtime's: only the base URL's
 //!   origin is allowed, and requests to it get the credential header added here
 //!   (the action never sees the key);
-//! - `actionbox:action/settings`: `base-url` only (never the key);
-//! - `actionbox:action/log`: lines on stderr, filtered, escaped and capped;
-//! - `actionbox:action/types`: types only, so the action's type import is
-//!   satisfied inside the composition.
+//! - `wasi:config/store`, filtered: `base_url` only, from `get` and `get-all`
+//!   alike (never the key, never the rest of the runtime's configuration);
+//! - `actionbox:action/log`: lines on stderr, filtered, escaped and capped.
 //!
-//! Configuration comes from `wasi:cli/environment`:
+//! Its own configuration comes from the runtime's `wasi:config/store` (names
+//! Spin accepts as variable names: lower case, `_` separators):
 //!
-//! | variable | meaning |
+//! | key | meaning |
 //! |---|---|
-//! | `ACTIONBOX_BASE_URL` | `https://host[:port][/prefix]` (plain `http` only for loopback); required |
-//! | `ACTIONBOX_API_KEY` | the credential; required; never logged |
-//! | `ACTIONBOX_CREDENTIAL_HEADER` | header it goes in; default `API-Key` |
-//! | `ACTIONBOX_LOG` | `trace`/`debug`/`info`/`warn`/`error`/`off`; default `info` |
+//! | `actionbox_base_url` | `https://host[:port][/prefix]` (plain `http` only for loopback); required |
+//! | `actionbox_api_key` | the credential; required; never logged |
+//! | `actionbox_credential_header` | header it goes in; default `API-Key` |
+//! | `actionbox_log` | `trace`/`debug`/`info`/`warn`/`error`/`off`; default `info` |
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,8 +29,18 @@ wit_bindgen::generate!({
 });
 
 use exports::actionbox::action::log::Level;
+use exports::wasi::config::store::Error as ConfigError;
+use wasi::config::store;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{ErrorCode, FutureIncomingResponse, OutgoingRequest, RequestOptions, Scheme};
+
+/// The runtime's configuration keys this adapter reads.
+const BASE_URL: &str = "actionbox_base_url";
+const API_KEY: &str = "actionbox_api_key";
+const CREDENTIAL_HEADER: &str = "actionbox_credential_header";
+const LOG: &str = "actionbox_log";
+/// The one setting the action may read (the contract's `base_url`).
+const ACTION_BASE_URL: &str = "base_url";
 
 const DEFAULT_CREDENTIAL_HEADER: &str = "API-Key";
 /// Same caps as the `actionbox` host: 4 KiB per line, 64 KiB per instance.
@@ -41,11 +51,15 @@ static LOGGED: AtomicUsize = AtomicUsize::new(0);
 
 struct Adapter;
 
-fn env(name: &str) -> Option<String> {
-    wasi::cli::environment::get_environment()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim().to_string())
+/// A value from the runtime's configuration, trimmed; `None` when unset or
+/// empty. A failing store reads as unset: without a base URL or key every
+/// request is refused with a message naming the missing key; the header and
+/// the log level fall back to their defaults.
+fn config(key: &str) -> Option<String> {
+    store::get(key)
+        .ok()
+        .flatten()
+        .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
 
@@ -94,10 +108,10 @@ impl Origin {
     }
 }
 
-/// `ACTIONBOX_BASE_URL` as the origin it allows, or why it is unusable.
+/// `actionbox_base_url` as the origin it allows, or why it is unusable.
 fn base_origin() -> Result<Origin, String> {
-    let base = env("ACTIONBOX_BASE_URL").ok_or("ACTIONBOX_BASE_URL is not set")?;
-    let unusable = || format!("ACTIONBOX_BASE_URL `{base}` is not http(s)://host[:port][/prefix]");
+    let base = config(BASE_URL).ok_or_else(|| format!("{BASE_URL} is not set"))?;
+    let unusable = || format!("{BASE_URL} `{base}` is not http(s)://host[:port][/prefix]");
     let (scheme, rest) = base.split_once("://").ok_or_else(unusable)?;
     let https = match scheme.to_ascii_lowercase().as_str() {
         "https" => true,
@@ -108,19 +122,19 @@ fn base_origin() -> Result<Origin, String> {
     let origin = Origin::new(https, authority).ok_or_else(unusable)?;
     if !origin.https && !origin.is_loopback() {
         return Err(format!(
-            "ACTIONBOX_BASE_URL `{base}` uses plain http to a non-loopback host; the key would cross the network unencrypted"
+            "{BASE_URL} `{base}` uses plain http to a non-loopback host; the key would cross the network unencrypted"
         ));
     }
     Ok(origin)
 }
 
 fn credential_header() -> Result<String, String> {
-    let name = env("ACTIONBOX_CREDENTIAL_HEADER").unwrap_or_else(|| DEFAULT_CREDENTIAL_HEADER.to_string());
+    let name = config(CREDENTIAL_HEADER).unwrap_or_else(|| DEFAULT_CREDENTIAL_HEADER.to_string());
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.chars().all(token) {
         Ok(name)
     } else {
-        Err("ACTIONBOX_CREDENTIAL_HEADER is not a valid header name".to_string())
+        Err(format!("{CREDENTIAL_HEADER} is not a valid header name"))
     }
 }
 
@@ -145,7 +159,7 @@ fn level_name(level: &Level) -> &'static str {
 }
 
 fn threshold() -> u8 {
-    match env("ACTIONBOX_LOG").as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match config(LOG).as_deref().map(str::to_ascii_lowercase).as_deref() {
         Some("trace") => 0,
         Some("debug") => 1,
         Some("warn") => 3,
@@ -216,7 +230,7 @@ impl exports::wasi::http::outgoing_handler::Guest for Adapter {
     fn handle(request: OutgoingRequest, options: Option<RequestOptions>) -> Result<FutureIncomingResponse, ErrorCode> {
         let allowed = base_origin().map_err(misconfigured)?;
         let header = credential_header().map_err(misconfigured)?;
-        let key = env("ACTIONBOX_API_KEY").ok_or_else(|| misconfigured("ACTIONBOX_API_KEY is not set".into()))?;
+        let key = config(API_KEY).ok_or_else(|| misconfigured(format!("{API_KEY} is not set")))?;
 
         let https = match request.scheme() {
             Some(Scheme::Https) => true,
@@ -272,13 +286,27 @@ impl exports::wasi::http::outgoing_handler::Guest for Adapter {
     }
 }
 
-impl exports::actionbox::action::settings::Guest for Adapter {
-    fn get(key: String) -> Option<String> {
-        // An allowlist: the key and anything else in the environment stay out.
-        match key.as_str() {
-            "base-url" => env("ACTIONBOX_BASE_URL").map(|v| v.trim_end_matches('/').to_string()),
+/// The action's base URL: the operator's, without a trailing slash.
+fn action_base_url() -> Option<String> {
+    config(BASE_URL).map(|v| v.trim_end_matches('/').to_string())
+}
+
+/// The action's settings: an allowlist of one. The key, the gateway's token and
+/// anything else the runtime's store holds are `none` to `get` and absent from
+/// `get-all`, so the filter has no second route around it.
+impl exports::wasi::config::store::Guest for Adapter {
+    fn get(key: String) -> Result<Option<String>, ConfigError> {
+        Ok(match key.as_str() {
+            ACTION_BASE_URL => action_base_url(),
             _ => None,
-        }
+        })
+    }
+
+    fn get_all() -> Result<Vec<(String, String)>, ConfigError> {
+        Ok(action_base_url()
+            .map(|v| (ACTION_BASE_URL.to_string(), v))
+            .into_iter()
+            .collect())
     }
 }
 

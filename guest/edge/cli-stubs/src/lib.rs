@@ -1,8 +1,10 @@
 //! `wasi:cli/exit`, `wasi:cli/terminal-*` and an empty `wasi:cli/environment`
 //! for components composed into a `wasi:http/proxy` component. Rust std's WASI
-//! adapter imports these; the proxy world does not offer them (environment
-//! aside, which the runtime does give: the action must not see it, since the
-//! API key is in it). `no_std`, so this component imports nothing.
+//! adapter imports these; the proxy world does not offer them. The environment
+//! is empty for every part of the composition: configuration comes from
+//! `wasi:config/store`, so nothing reads the runtime's environment and a secret
+//! a platform puts there reaches no one. `no_std`, so this component imports
+//! nothing.
 
 #![no_std]
 
@@ -52,7 +54,7 @@ impl terminal_stderr::Guest for Stubs {
         None
     }
 }
-/// The action's environment: nothing.
+/// The environment every part of the composition sees: nothing.
 impl environment::Guest for Stubs {
     fn get_environment() -> Vec<(String, String)> {
         Vec::new()

@@ -1,18 +1,25 @@
 //! The edge gateway: a `wasi:http/incoming-handler` in front of one smart
-//! action, which it imports as the action exports it (`describe`, `invoke`).
+//! action, which it imports as the action exports it (`actionbox:action/action`).
 //!
 //! | route | answer |
 //! |---|---|
 //! | `POST /{method}` with a JSON object body | 200 and the action's result JSON, or `{"error": {"kind", "message", "request_id"}}` with the same statuses as `actionbox serve` |
 //! | `GET /` | the action's manifest as JSON |
+//! | `GET /test-connection` | the action's `test-connection` (the integration's Test button): its JSON, or an error as above |
 //! | `GET /healthz` | `ok` |
 //!
-//! The action is told a budget of `ACTIONBOX_TIMEOUT_SECS` (10–180, default
-//! 10) seconds; the edge runtime's own request limit is what enforces time.
+//! Configuration comes from the runtime's `wasi:config/store`:
 //!
-//! Every route but `/healthz` needs `Authorization: Bearer $ACTIONBOX_AUTH_TOKEN`
-//! (at least 16 characters): the endpoint spends the merchant's API key. With no
-//! token configured it refuses, unless `ACTIONBOX_NO_AUTH=1`.
+//! | key | meaning |
+//! |---|---|
+//! | `actionbox_auth_token` | bearer token (at least 16 characters) every route but `/healthz` requires |
+//! | `actionbox_no_auth` | `1` serves without a token (local tests only) |
+//! | `actionbox_timeout_secs` | the budget the action is told, 10–180, default 10 |
+//!
+//! The token is required because the endpoint spends the merchant's API key:
+//! with none configured every route but `/healthz` refuses (500) instead of
+//! serving openly. The budget is only *told* to the action; the edge
+//! runtime's own request limit is what enforces time.
 
 wit_bindgen::generate!({
     // The repo's contract and WASI packages (wit/), then the edge worlds.
@@ -21,13 +28,33 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-// The world `use`s `manifest`, `call-context`, `action-error`: generated at the crate root.
+use actionbox::action::action::{
+    describe, invoke, test_connection, ActionError, CallContext, DefaultAction, Execution, JsonType, Manifest, Trigger,
+};
 use serde_json::{json, Value};
+use wasi::config::store;
 use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasi::io::streams::StreamError;
 
 /// Request bodies larger than this are refused (as `actionbox serve` does).
 const MAX_BODY: usize = 64 * 1024;
+
+/// The runtime's configuration keys this gateway reads (names Spin accepts as
+/// variable names: lower case, `_` separators).
+const AUTH_TOKEN: &str = "actionbox_auth_token";
+const NO_AUTH: &str = "actionbox_no_auth";
+const TIMEOUT_SECS: &str = "actionbox_timeout_secs";
+
+/// A value from the runtime's configuration, trimmed; `None` when unset,
+/// empty or unreadable (each caller then falls back to its safe default:
+/// refuse to serve, or the shortest budget).
+fn config(key: &str) -> Option<String> {
+    store::get(key)
+        .ok()
+        .flatten()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
 
 struct Gateway;
 
@@ -89,23 +116,22 @@ fn method_name(m: &Method) -> String {
 
 /// `None` when the caller may proceed.
 fn check_auth(request: &IncomingRequest) -> Option<Reply> {
-    let token = std::env::var("ACTIONBOX_AUTH_TOKEN").unwrap_or_default();
-    if token.is_empty() {
-        if std::env::var("ACTIONBOX_NO_AUTH").as_deref() == Ok("1") {
+    let Some(token) = config(AUTH_TOKEN) else {
+        if config(NO_AUTH).as_deref() == Some("1") {
             return None;
         }
         return Some(Reply::error(
             500,
             "internal",
-            "edge not configured: set ACTIONBOX_AUTH_TOKEN (or ACTIONBOX_NO_AUTH=1)",
+            &format!("edge not configured: set {AUTH_TOKEN} (or {NO_AUTH}=1)"),
             None,
         ));
-    }
+    };
     if token.len() < 16 {
         return Some(Reply::error(
             500,
             "internal",
-            "ACTIONBOX_AUTH_TOKEN must be at least 16 characters",
+            &format!("{AUTH_TOKEN} must be at least 16 characters"),
             None,
         ));
     }
@@ -135,6 +161,7 @@ fn route(request: &IncomingRequest, method: &Method, path: &str) -> Reply {
     match (method, path) {
         (Method::Get, "/healthz") => Reply::raw(200, "text/plain", b"ok\n".to_vec()),
         (Method::Get, "/") => Reply::json(200, &manifest_json(&describe())),
+        (Method::Get, "/test-connection") => json_result(test_connection(&call_context())),
         (Method::Post, p) if p.len() > 1 && !p[1..].contains('/') => {
             let body = match read_body(request) {
                 Ok(b) => b,
@@ -145,7 +172,7 @@ fn route(request: &IncomingRequest, method: &Method, path: &str) -> Reply {
             };
             run(&p[1..], input)
         }
-        (_, "/") | (_, "/healthz") => Reply::error(405, "invalid-input", "use GET", None),
+        (_, "/") | (_, "/healthz") | (_, "/test-connection") => Reply::error(405, "invalid-input", "use GET", None),
         (_, p) if p.len() > 1 && !p[1..].contains('/') => {
             Reply::error(405, "invalid-input", "use POST /{method} with a JSON body", None)
         }
@@ -166,11 +193,21 @@ fn run(method: &str, input: String) -> Reply {
             None,
         );
     }
-    let ctx = CallContext {
+    json_result(invoke(method, &input, &call_context()))
+}
+
+/// What the action is told about this call: its budget and an id for its logs.
+fn call_context() -> CallContext {
+    CallContext {
         budget_ms: budget_secs() * 1000,
         invocation_id: format!("{:016x}", wasi::random::random::get_random_u64()),
-    };
-    match invoke(method, &input, &ctx) {
+    }
+}
+
+/// An action's answer as a reply: its JSON as is, or the error with the
+/// status `actionbox serve` uses; a result that is not JSON is the action's bug.
+fn json_result(result: Result<String, ActionError>) -> Reply {
+    match result {
         Ok(result) => match serde_json::from_str::<Value>(&result) {
             Ok(_) => Reply::raw(200, "application/json", result.into_bytes()),
             Err(_) => Reply::error(
@@ -185,9 +222,8 @@ fn run(method: &str, input: String) -> Reply {
 }
 
 fn budget_secs() -> u64 {
-    std::env::var("ACTIONBOX_TIMEOUT_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    config(TIMEOUT_SECS)
+        .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(10)
         .clamp(10, 180)
 }
@@ -221,16 +257,51 @@ fn manifest_json(m: &Manifest) -> Value {
             "description": method.description,
             "params": method.params.iter().map(|p| json!({
                 "name": p.name,
-                "json_type": p.json_type,
+                "json_type": json_type_name(p.json_type),
                 "description": p.description,
                 "required": p.required,
                 "example": p.example,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "default_actions": m.default_actions.iter().map(default_action_json).collect::<Vec<_>>(),
         "outbound_hosts": m.outbound_hosts,
         "default_base_url": m.default_base_url,
         "credential": m.credential.as_ref().map(|c| json!({"name": c.name, "header": c.header})),
     })
+}
+
+fn default_action_json(a: &DefaultAction) -> Value {
+    json!({
+        "name": a.name,
+        "method": a.method,
+        "description": a.description,
+        "execution": match a.execution {
+            Execution::SessionStart => "session-start",
+            Execution::DuringInteraction => "during-interaction",
+            Execution::Both => "both",
+        },
+        "trigger": match a.trigger {
+            Trigger::Inbound => "inbound",
+            Trigger::Outbound => "outbound",
+            Trigger::Both => "both",
+        },
+        "parameter_descriptions": a.parameter_descriptions.iter()
+            .map(|d| json!({"param": d.param, "description": d.description}))
+            .collect::<Vec<_>>(),
+        "response_instructions": a.response_instructions,
+    })
+}
+
+/// The JSON Schema name of a parameter type, as the WIT spells it.
+fn json_type_name(t: JsonType) -> &'static str {
+    match t {
+        JsonType::String => "string",
+        JsonType::Integer => "integer",
+        JsonType::Number => "number",
+        JsonType::Boolean => "boolean",
+        JsonType::Object => "object",
+        JsonType::Array => "array",
+    }
 }
 
 fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Reply> {

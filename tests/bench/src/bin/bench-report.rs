@@ -3,10 +3,10 @@
 //! criterion benchmarks (`cargo bench -p actionbox-bench`), whose per-call
 //! samples it reads from `target/bench/raw/`.
 
-use actionbox::{ActionEngine, ActionTimeout, BaseUrl, IntegrationSettings, InvokeError};
 use actionbox_bench::{
     component_path, hostile_component_path, release_bin, require, target_dir, workspace_root, Samples, Stats, SIM_KEY,
 };
+use actionbox_runtime::{ActionEngine, ActionTimeout, BaseUrl, IntegrationSettings, InvokeError};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -287,7 +287,7 @@ fn cold_start(summary: &mut Summary) -> Result<String> {
         let c = rt.block_on(engine.load(&component))?;
         load.push(start.elapsed());
         anyhow::ensure!(
-            c.provenance() == actionbox::artifact_cache::Provenance::Cached,
+            c.provenance() == actionbox_runtime::artifact_cache::Provenance::Cached,
             "the artifact was not taken from the cache"
         );
     }
@@ -370,7 +370,7 @@ fn deadline_accuracy(summary: &mut Summary) -> Result<String> {
         s,
         "\nThe epoch ticks every {} ms; a spinning guest is stopped at the first tick past its deadline. \
          Goal ≤ 20 ms: {}.\n",
-        actionbox::engine::EPOCH_TICK.as_millis(),
+        actionbox_runtime::engine::EPOCH_TICK.as_millis(),
         verdict(ok)
     );
     summary.push((

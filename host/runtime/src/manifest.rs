@@ -1,7 +1,66 @@
 //! The host's view of an action's manifest (from `describe`), as JSON.
 
 use crate::bindings::types;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// JSON Schema type of a parameter (the contract's `json-type` enum).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonType {
+    /// `string`
+    String,
+    /// `integer`
+    Integer,
+    /// `number`
+    Number,
+    /// `boolean`
+    Boolean,
+    /// `object`
+    Object,
+    /// `array`
+    Array,
+}
+
+impl JsonType {
+    /// The JSON Schema name, e.g. `string`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsonType::String => "string",
+            JsonType::Integer => "integer",
+            JsonType::Number => "number",
+            JsonType::Boolean => "boolean",
+            JsonType::Object => "object",
+            JsonType::Array => "array",
+        }
+    }
+}
+
+/// When an action runs in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Execution {
+    /// When a conversation starts, with what the session context provides.
+    SessionStart,
+    /// When the assistant decides to call it during the conversation.
+    #[default]
+    DuringInteraction,
+    /// Both.
+    Both,
+}
+
+/// Which messages an action is offered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// While answering a customer's inbound message.
+    #[default]
+    Inbound,
+    /// While composing an outbound reply (e.g. agent-initiated).
+    Outbound,
+    /// Both.
+    Both,
+}
 
 /// A parameter of a method.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -9,7 +68,7 @@ pub struct ParamSpec {
     /// JSON property name.
     pub name: String,
     /// JSON Schema type.
-    pub json_type: String,
+    pub json_type: JsonType,
     /// Default description.
     pub description: String,
     /// Whether it must be given.
@@ -40,6 +99,27 @@ pub struct CredentialSpec {
     pub header: String,
 }
 
+/// A smart action the component offers by default (the contract's
+/// `default-action`): every integration of its kind gets it unless the
+/// operator turns defaults off or a custom action of the same name replaces it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DefaultAction {
+    /// Tool name, e.g. `trackOrder`.
+    pub name: String,
+    /// The method it calls (name or display name).
+    pub method: String,
+    /// What the assistant is told it does; `None` = the method's description.
+    pub description: Option<String>,
+    /// When it runs.
+    pub execution: Execution,
+    /// Which messages it is offered for.
+    pub trigger: Trigger,
+    /// Parameter name → description replacing the method's default.
+    pub parameter_descriptions: BTreeMap<String, String>,
+    /// How the assistant should use the result.
+    pub response_instructions: Option<String>,
+}
+
 /// What an action is and needs.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Manifest {
@@ -49,6 +129,8 @@ pub struct Manifest {
     pub version: String,
     /// Methods offered.
     pub methods: Vec<MethodSpec>,
+    /// Smart actions offered by default.
+    pub default_actions: Vec<DefaultAction>,
     /// Hosts it needs (`{base-url}` = the configured base URL's host).
     pub outbound_hosts: Vec<String>,
     /// Default base URL.
@@ -56,13 +138,6 @@ pub struct Manifest {
     /// Credential the host injects.
     pub credential: Option<CredentialSpec>,
 }
-
-/// The method an integration's Test button calls: one cheap authenticated
-/// request that proves the key works.
-pub const TEST_CONNECTION_METHOD: &str = "test-connection";
-
-/// JSON Schema types a parameter may have.
-pub const PARAM_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "object", "array"];
 
 // Bounds on a manifest. It is guest output that the host turns into tool
 // definitions (sent to every assistant, kept per catalog entry), schemas and
@@ -82,6 +157,12 @@ pub const MAX_METHOD_DESCRIPTION_BYTES: usize = 4 * 1024;
 pub const MAX_PARAM_DESCRIPTION_BYTES: usize = 1024;
 /// Longest parameter example (JSON text), in bytes.
 pub const MAX_EXAMPLE_BYTES: usize = 1024;
+/// Most default actions one component may offer: each becomes a tool on
+/// every integration of its kind.
+pub const MAX_DEFAULT_ACTIONS: usize = 16;
+/// Longest default action description or response instructions, in bytes:
+/// text every assistant is sent with the tool.
+pub const MAX_INSTRUCTIONS_BYTES: usize = 4 * 1024;
 /// Most outbound host entries: an integration talks to a handful of hosts.
 pub const MAX_OUTBOUND_HOSTS: usize = 16;
 /// Longest outbound host entry, in bytes: the DNS limit for a name.
@@ -135,7 +216,7 @@ impl Manifest {
     /// error quotes guest text only through [`guest_text`](crate::error::guest_text),
     /// cut to [`QUOTED_GUEST_TEXT_BYTES`].
     pub fn validate(&self) -> anyhow::Result<()> {
-        use anyhow::{bail, ensure};
+        use anyhow::ensure;
         ensure!(
             is_identifier(&self.integration),
             "the manifest's integration id `{}` ({} bytes) is not 1-{MAX_ID_BYTES} of [A-Za-z0-9_-]",
@@ -195,15 +276,6 @@ impl Manifest {
                     m.name,
                     p.name
                 );
-                if !PARAM_TYPES.contains(&p.json_type.as_str()) {
-                    bail!(
-                        "method `{}`: parameter `{}` has JSON type `{}`; allowed: {}",
-                        m.name,
-                        p.name,
-                        quoted(&p.json_type),
-                        PARAM_TYPES.join(", ")
-                    );
-                }
                 ensure_len(
                     &format_args!("method `{}`: parameter `{}`: the description", m.name, p.name),
                     &p.description,
@@ -224,6 +296,7 @@ impl Manifest {
                 }
             }
         }
+        self.validate_default_actions()?;
         if let Some(c) = &self.credential {
             ensure_len(&"the credential name", &c.name, MAX_CREDENTIAL_NAME_BYTES)?;
             ensure_len(
@@ -240,6 +313,62 @@ impl Manifest {
         Ok(())
     }
 
+    /// Check the default actions: bounded in number and size, named like
+    /// tools, each naming a method and parameters the manifest declares.
+    fn validate_default_actions(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
+        ensure_count(
+            &"the manifest's number of default actions",
+            self.default_actions.len(),
+            MAX_DEFAULT_ACTIONS,
+        )?;
+        let mut names = std::collections::BTreeSet::new();
+        for a in &self.default_actions {
+            ensure!(
+                is_identifier(&a.name),
+                "default action name `{}` ({} bytes) is not 1-{MAX_ID_BYTES} of [A-Za-z0-9_-]",
+                quoted(&a.name),
+                a.name.len()
+            );
+            ensure!(names.insert(&a.name), "default action `{}` is declared twice", a.name);
+            let Some(method) = self.method(&a.method) else {
+                anyhow::bail!(
+                    "default action `{}` calls method `{}`, which the manifest does not offer; it offers: {}",
+                    a.name,
+                    quoted(&a.method),
+                    self.method_list()
+                );
+            };
+            for (what, text) in [
+                ("description", &a.description),
+                ("response instructions", &a.response_instructions),
+            ] {
+                if let Some(text) = text {
+                    ensure_len(
+                        &format_args!("default action `{}`: the {what}", a.name),
+                        text,
+                        MAX_INSTRUCTIONS_BYTES,
+                    )?;
+                }
+            }
+            for (param, description) in &a.parameter_descriptions {
+                ensure!(
+                    method.params.iter().any(|p| &p.name == param),
+                    "default action `{}` describes parameter `{}`, which method `{}` does not take",
+                    a.name,
+                    quoted(param),
+                    method.name
+                );
+                ensure_len(
+                    &format_args!("default action `{}`: parameter `{param}`: the description", a.name),
+                    description,
+                    MAX_PARAM_DESCRIPTION_BYTES,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes of text the manifest holds (every string summed), for callers
     /// that keep or forward manifests and want to account for them.
     pub fn approx_bytes(&self) -> usize {
@@ -250,24 +379,34 @@ impl Manifest {
                 let params: usize = m
                     .params
                     .iter()
-                    .map(|p| {
-                        p.name.len()
-                            + p.json_type.len()
-                            + p.description.len()
-                            + p.example.as_ref().map_or(0, String::len)
-                    })
+                    .map(|p| p.name.len() + p.description.len() + p.example.as_ref().map_or(0, String::len))
                     .sum();
                 m.name.len() + m.display_name.len() + m.description.len() + params
             })
             .sum();
+        let defaults: usize = self
+            .default_actions
+            .iter()
+            .map(|a| {
+                a.name.len()
+                    + a.method.len()
+                    + a.description.as_ref().map_or(0, String::len)
+                    + a.response_instructions.as_ref().map_or(0, String::len)
+                    + a.parameter_descriptions
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            })
+            .sum();
         let hosts: usize = self.outbound_hosts.iter().map(String::len).sum();
         let credential = self.credential.as_ref().map_or(0, |c| c.name.len() + c.header.len());
-        self.integration.len() + self.version.len() + methods + hosts + self.default_base_url.len() + credential
-    }
-
-    /// The method behind an integration's Test button, if the action has one.
-    pub fn test_connection(&self) -> Option<&MethodSpec> {
-        self.method(TEST_CONNECTION_METHOD)
+        self.integration.len()
+            + self.version.len()
+            + methods
+            + defaults
+            + hosts
+            + self.default_base_url.len()
+            + credential
     }
 
     /// The method called `name` (machine or display name).
@@ -285,7 +424,43 @@ impl Manifest {
     }
 }
 
+impl From<types::JsonType> for JsonType {
+    fn from(t: types::JsonType) -> Self {
+        match t {
+            types::JsonType::String => JsonType::String,
+            types::JsonType::Integer => JsonType::Integer,
+            types::JsonType::Number => JsonType::Number,
+            types::JsonType::Boolean => JsonType::Boolean,
+            types::JsonType::Object => JsonType::Object,
+            types::JsonType::Array => JsonType::Array,
+        }
+    }
+}
+
+impl From<types::Execution> for Execution {
+    fn from(e: types::Execution) -> Self {
+        match e {
+            types::Execution::SessionStart => Execution::SessionStart,
+            types::Execution::DuringInteraction => Execution::DuringInteraction,
+            types::Execution::Both => Execution::Both,
+        }
+    }
+}
+
+impl From<types::Trigger> for Trigger {
+    fn from(t: types::Trigger) -> Self {
+        match t {
+            types::Trigger::Inbound => Trigger::Inbound,
+            types::Trigger::Outbound => Trigger::Outbound,
+            types::Trigger::Both => Trigger::Both,
+        }
+    }
+}
+
 impl From<types::Manifest> for Manifest {
+    /// The manifest as the guest returned it; [`Manifest::validate`] checks it.
+    /// Parameter descriptions given twice keep the last (validation still
+    /// checks that each names a parameter of the method).
     fn from(m: types::Manifest) -> Self {
         Self {
             integration: m.integration,
@@ -302,12 +477,29 @@ impl From<types::Manifest> for Manifest {
                         .into_iter()
                         .map(|p| ParamSpec {
                             name: p.name,
-                            json_type: p.json_type,
+                            json_type: p.json_type.into(),
                             description: p.description,
                             required: p.required,
                             example: p.example,
                         })
                         .collect(),
+                })
+                .collect(),
+            default_actions: m
+                .default_actions
+                .into_iter()
+                .map(|a| DefaultAction {
+                    name: a.name,
+                    method: a.method,
+                    description: a.description,
+                    execution: a.execution.into(),
+                    trigger: a.trigger.into(),
+                    parameter_descriptions: a
+                        .parameter_descriptions
+                        .into_iter()
+                        .map(|d| (d.param, d.description))
+                        .collect(),
+                    response_instructions: a.response_instructions,
                 })
                 .collect(),
             outbound_hosts: m.outbound_hosts,
@@ -324,7 +516,7 @@ impl From<types::Manifest> for Manifest {
 mod tests {
     use super::*;
 
-    fn manifest(json_type: &str, header: &str) -> Manifest {
+    fn manifest(header: &str) -> Manifest {
         Manifest {
             integration: "shipstation".into(),
             version: "1".into(),
@@ -334,11 +526,20 @@ mod tests {
                 description: "d".into(),
                 params: vec![ParamSpec {
                     name: "order_id".into(),
-                    json_type: json_type.into(),
+                    json_type: JsonType::String,
                     description: "d".into(),
                     required: true,
                     example: Some("\"1\"".into()),
                 }],
+            }],
+            default_actions: vec![DefaultAction {
+                name: "trackOrder".into(),
+                method: "trackOrder".into(),
+                description: None,
+                execution: Execution::DuringInteraction,
+                trigger: Trigger::Inbound,
+                parameter_descriptions: BTreeMap::new(),
+                response_instructions: Some("r".into()),
             }],
             outbound_hosts: vec!["{base-url}".into()],
             default_base_url: "https://api.shipstation.com".into(),
@@ -351,11 +552,9 @@ mod tests {
 
     #[test]
     fn untrusted_manifests_are_checked() {
-        assert!(manifest("string", "API-Key").validate().is_ok());
-        let e = manifest("date", "API-Key").validate().expect_err("bad type");
-        assert!(e.to_string().contains("allowed: string, integer"), "{e}");
-        assert!(manifest("string", "API Key\n").validate().is_err());
-        let mut m = manifest("string", "API-Key");
+        assert!(manifest("API-Key").validate().is_ok());
+        assert!(manifest("API Key\n").validate().is_err());
+        let mut m = manifest("API-Key");
         m.methods.push(m.methods[0].clone());
         assert!(m.validate().expect_err("dup").to_string().contains("used twice"));
         m.methods.truncate(1);
@@ -364,7 +563,37 @@ mod tests {
     }
 
     fn ok() -> Manifest {
-        manifest("string", "API-Key")
+        manifest("API-Key")
+    }
+
+    #[test]
+    fn default_actions_must_name_what_the_manifest_declares() {
+        let mut m = ok();
+        m.default_actions[0].method = "refund-order".into();
+        refusal(&m, "calls method `refund-order`, which the manifest does not offer");
+        let mut m = ok();
+        m.default_actions[0].parameter_descriptions = BTreeMap::from([("order_id".into(), "d".into())]);
+        m.validate().expect("a description of a parameter the method takes");
+        m.default_actions[0].parameter_descriptions = BTreeMap::from([("email".into(), "d".into())]);
+        refusal(
+            &m,
+            "describes parameter `email`, which method `track-order` does not take",
+        );
+        let mut m = ok();
+        m.default_actions.push(m.default_actions[0].clone());
+        refusal(&m, "default action `trackOrder` is declared twice");
+        let mut m = ok();
+        m.default_actions = (0..=MAX_DEFAULT_ACTIONS)
+            .map(|i| DefaultAction {
+                name: format!("a{i}"),
+                ..ok().default_actions[0].clone()
+            })
+            .collect();
+        refusal(&m, "default actions: 17, over the limit of 16");
+        let mut m = ok();
+        m.default_actions[0].name = "track order\u{1b}[2J".into();
+        let e = refusal(&m, "is not 1-64 of [A-Za-z0-9_-]");
+        assert!(!e.contains('\u{1b}'), "{e}");
     }
 
     /// The refusal of `m`, checked to name `needle`.
@@ -377,6 +606,7 @@ mod tests {
     #[test]
     fn counts_over_their_bound_are_refused() {
         let mut m = ok();
+        m.default_actions.clear();
         m.methods = (0..MAX_METHODS)
             .map(|i| MethodSpec {
                 name: format!("m{i}"),
@@ -420,7 +650,17 @@ mod tests {
     #[test]
     fn texts_over_their_bound_are_refused() {
         type Setter = fn(&mut Manifest, String);
-        let cases: [(Setter, usize, &str); 9] = [
+        let cases: [(Setter, usize, &str); 11] = [
+            (
+                |m, t| m.default_actions[0].response_instructions = Some(t),
+                MAX_INSTRUCTIONS_BYTES,
+                "default action `trackOrder`: the response instructions is 4097 bytes, over the limit of 4096",
+            ),
+            (
+                |m, t| m.default_actions[0].description = Some(t),
+                MAX_INSTRUCTIONS_BYTES,
+                "default action `trackOrder`: the description is 4097 bytes",
+            ),
             (
                 |m, t| m.version = t,
                 MAX_ID_BYTES,
@@ -484,13 +724,14 @@ mod tests {
         let hostile = format!("\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}{}", "x".repeat(1024 * 1024));
         type Setter = fn(&mut Manifest, String);
         // (field, setter, whether `validate` checks its content, not only its length)
-        let fields: [(&str, Setter, bool); 9] = [
+        let fields: [(&str, Setter, bool); 10] = [
             ("integration", |m, t| m.integration = t, true),
             ("version", |m, t| m.version = t, false),
             ("method name", |m, t| m.methods[0].name = t, true),
             ("display name", |m, t| m.methods[0].display_name = t, true),
             ("parameter name", |m, t| m.methods[0].params[0].name = t, true),
-            ("JSON type", |m, t| m.methods[0].params[0].json_type = t, true),
+            ("default action name", |m, t| m.default_actions[0].name = t, true),
+            ("default action method", |m, t| m.default_actions[0].method = t, true),
             ("outbound host", |m, t| m.outbound_hosts[0] = t, false),
             ("default base URL", |m, t| m.default_base_url = t, false),
             (
@@ -523,11 +764,12 @@ mod tests {
     fn approx_bytes_sums_every_string() {
         let m = ok();
         // shipstation 11 + "1" 1 + track-order 11 + trackOrder 10 + "d" 1
-        // + order_id 8 + string 6 + "d" 1 + "\"1\"" 3 + {base-url} 10
+        // + order_id 8 + "d" 1 + "\"1\"" 3 + {base-url} 10
         // + https://api.shipstation.com 27 + key 3 + API-Key 7
-        assert_eq!(m.approx_bytes(), 99);
+        // + default action: trackOrder 10 + trackOrder 10 + "r" 1
+        assert_eq!(m.approx_bytes(), 114);
         let mut bigger = m.clone();
         bigger.methods[0].params[0].description = "x".repeat(1000);
-        assert_eq!(bigger.approx_bytes(), 99 + 999);
+        assert_eq!(bigger.approx_bytes(), 114 + 999);
     }
 }

@@ -1,15 +1,16 @@
 //! The state of one invocation's `Store`: WASI contexts (all capabilities
-//! off), the outbound hooks, settings, the guest's log and its limiter.
+//! off), the outbound hooks, the settings (`wasi:config/store`), the guest's
+//! log and its limiter.
 
-use crate::bindings::{log, settings, types};
+use crate::bindings::log;
 use crate::deadline::ActionDeadline;
 use crate::limits::{CallStop, InstanceLimiter, SandboxLimits};
 use crate::outbound::OutboundHooks;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Bytes of guest stderr kept (Rust panic messages land there).
@@ -50,7 +51,9 @@ pub struct HostState {
     table: ResourceTable,
     /// The `wasi:http` outbound hooks (policy, deadline, request log).
     pub outbound: OutboundHooks,
-    settings: BTreeMap<String, String>,
+    /// What `wasi:config/store` answers: the operator's non-secret settings
+    /// (`base_url`), never the key.
+    settings: WasiConfigVariables,
     /// What the action logged.
     pub guest_log: GuestLog,
     /// Memory/table limits and whether they were hit.
@@ -73,7 +76,7 @@ impl HostState {
     /// is host memory that its own memory cap does not see.
     pub fn new(
         outbound: OutboundHooks,
-        settings: BTreeMap<String, String>,
+        settings: WasiConfigVariables,
         limits: SandboxLimits,
         deadline: ActionDeadline,
     ) -> Self {
@@ -137,11 +140,10 @@ impl WasiHttpView for HostState {
     }
 }
 
-impl types::Host for HostState {}
-
-impl settings::Host for HostState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.settings.get(&key).cloned()
+impl HostState {
+    /// The `wasi:config/store` view of this call's settings.
+    pub fn config(&mut self) -> WasiConfig<'_> {
+        WasiConfig::from(&self.settings)
     }
 }
 

@@ -322,6 +322,7 @@ mod tests {
                 description: "d".into(),
                 params: vec![],
             }],
+            default_actions: vec![],
             outbound_hosts: vec!["{base-url}".into()],
             default_base_url: default.into(),
             credential: header.map(|h| CredentialSpec {

@@ -1,7 +1,7 @@
 //! The wasmtime `Engine`, its configuration, and loading components.
 //!
 //! An [`ActionEngine`] compiles components, owns the linker (all of WASI p2 +
-//! `wasi:http` + our `settings`/`log`), and runs the epoch ticker that lets the
+//! `wasi:http` + `wasi:config/store` + our `log`), and runs the epoch ticker that lets the
 //! deadline interrupt a spinning guest.
 //!
 //! ## Memory layout and the instance pool
@@ -24,7 +24,7 @@
 //! CLI commands allocate on demand, which starts faster than reserving a
 //! pool.
 
-use crate::bindings::{log, settings, SmartActionPre};
+use crate::bindings::{log, SmartActionPre, CONTRACT_VERSION};
 use crate::manifest::Manifest;
 use crate::state::HostState;
 use anyhow::{Context, Result};
@@ -181,9 +181,9 @@ impl ActionEngine {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("cannot link wasi:http")?;
-        settings::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+        wasmtime_wasi_config::add_to_linker(&mut linker, HostState::config)
             .map_err(anyhow::Error::from)
-            .context("cannot link settings")?;
+            .context("cannot link wasi:config")?;
         log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)
             .context("cannot link log")?;
@@ -226,19 +226,20 @@ impl ActionEngine {
                     origin.display()
                 )
             })?;
+        check_contract(&component, &self.engine).with_context(|| origin.display().to_string())?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!(
-                "{} needs imports this host does not provide; actions may import only wasi:* 0.2 and actionbox:action",
+                "{} needs imports this host does not provide; actions may import only wasi:* 0.2, wasi:config/store and actionbox:action/log",
                 origin.display()
             )
             })?;
         let pre = SmartActionPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
             format!(
-                "{} does not implement the actionbox:action/smart-action world (exports describe and invoke)",
+                "{} does not implement the actionbox:action/smart-action world (exports interface action: describe, invoke, test-connection)",
                 origin.display()
             )
         })?;
@@ -260,6 +261,40 @@ impl ActionEngine {
             connections: Arc::new(crate::conn_pool::ConnectionPool::new()),
         })
     }
+}
+
+/// Refuse a component built against another version of the contract before
+/// linking, with an error that says which version it targets and what to
+/// rebuild against (the linker's own error would only name a missing import).
+fn check_contract(component: &wasmtime::component::Component, engine: &Engine) -> Result<()> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .chain(ty.exports(engine).map(|(name, _)| name.to_string()))
+        .collect();
+    let current = format!("actionbox:action/action@{CONTRACT_VERSION}");
+    if names.contains(&current) {
+        return Ok(());
+    }
+    let other = names.iter().find_map(|n| {
+        n.strip_prefix("actionbox:action/")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(_, version)| version.to_string())
+    });
+    let targets = match other {
+        Some(version) => format!("it targets actionbox:action@{}", crate::error::guest_text(&version, 32)),
+        None if names.iter().any(|n| n == "describe" || n == "invoke") => {
+            "it exports `describe` and `invoke` at the world level, as actionbox:action@0.1.0 did".to_string()
+        }
+        None => "it does not export the actionbox:action/action interface".to_string(),
+    };
+    anyhow::bail!(
+        "this is not an actionbox:action@{CONTRACT_VERSION} component: {targets}, and this host runs only \
+         {CONTRACT_VERSION}; rebuild it against actionbox:action@{CONTRACT_VERSION} (wit/world.wit of actionbox; \
+         0.2.0 exports `interface action` with describe, invoke and test-connection and reads settings from \
+         wasi:config/store)"
+    )
 }
 
 fn round_up_to_page(bytes: usize) -> Option<usize> {

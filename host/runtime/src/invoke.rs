@@ -20,11 +20,11 @@ use crate::outbound::{OutboundHooks, OutboundPolicy, OutboundRecord};
 use crate::state::{millis, GuestLogLine, HostState};
 use anyhow::Result;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_config::WasiConfigVariables;
 
 /// Time the host keeps for itself: the action is told its budget minus this,
 /// so it can give up cleanly (with `timeout`) before the host stops it.
@@ -146,11 +146,11 @@ pub(crate) async fn describe(
         memory_bytes,
         ..SandboxLimits::default()
     };
-    let state = HostState::new(hooks, BTreeMap::new(), limits, deadline);
+    let state = HostState::new(hooks, WasiConfigVariables::new(), limits, deadline);
     let mut store = new_store(pre, state);
     let call = async {
-        let action = pre.instantiate_async(&mut store).await?;
-        action.call_describe(&mut store).await
+        let instance = pre.instantiate_async(&mut store).await?;
+        instance.actionbox_action_action().call_describe(&mut store).await
     };
     match tokio::time::timeout(deadline.remaining(), call).await {
         Ok(Ok(m)) => Ok(m.into()),
@@ -169,14 +169,58 @@ pub(crate) async fn describe(
     }
 }
 
+/// What a call runs: a method of the action, or its `test-connection` export.
+#[derive(Debug, Clone, Copy)]
+enum Call<'a> {
+    /// `invoke(method, input)`.
+    Method { name: &'a str, input: &'a str },
+    /// `test-connection()`: the integration's Test button.
+    TestConnection,
+}
+
+impl Call<'_> {
+    /// The name the invocation report shows.
+    fn name(&self) -> &str {
+        match self {
+            Call::Method { name, .. } => name,
+            Call::TestConnection => TEST_CONNECTION,
+        }
+    }
+}
+
+/// The name of the Test button's call in reports (the contract's export).
+pub const TEST_CONNECTION: &str = "test-connection";
+
 impl ActionComponent {
     /// Run `method` with JSON `input` for `integration`, in a fresh instance.
     pub async fn invoke(&self, integration: &IntegrationSettings, method: &str, input: &str) -> InvocationReport {
+        if self.manifest().method(method).is_none() {
+            return InvocationReport::refused(
+                method,
+                InvokeError::InvalidInput {
+                    message: format!(
+                        "this action has no method `{method}`; it offers: {}",
+                        self.manifest().method_list()
+                    ),
+                },
+            );
+        }
+        self.run(integration, Call::Method { name: method, input }).await
+    }
+
+    /// The integration's Test button: the action's `test-connection` export,
+    /// one cheap authenticated request that proves the key and base URL work.
+    pub async fn test_connection(&self, integration: &IntegrationSettings) -> InvocationReport {
+        self.run(integration, Call::TestConnection).await
+    }
+
+    /// Run `call` for `integration` in a fresh instance, within its deadline.
+    async fn run(&self, integration: &IntegrationSettings, call: Call<'_>) -> InvocationReport {
         let invocation_id = next_invocation_id();
         let deadline = ActionDeadline::start(integration.timeout.duration());
         let mut report = InvocationReport {
             invocation_id: invocation_id.clone(),
-            method: method.to_string(),
+            method: call.name().to_string(),
             outcome: Ok(serde_json::Value::Null),
             outbound: Vec::new(),
             outbound_dropped: 0,
@@ -189,15 +233,6 @@ impl ActionComponent {
             violations_dropped: 0,
         };
         let manifest = self.manifest();
-        if manifest.method(method).is_none() {
-            report.outcome = Err(InvokeError::InvalidInput {
-                message: format!(
-                    "this action has no method `{method}`; it offers: {}",
-                    manifest.method_list()
-                ),
-            });
-            return report;
-        }
         let credential_header = match credential_header(manifest, integration) {
             Ok(h) => h,
             Err(message) => {
@@ -221,7 +256,8 @@ impl ActionComponent {
         }
         let hooks = OutboundHooks::new(Arc::new(policy), deadline).with_pool(self.connections.clone());
         let recorder = hooks.recorder.clone();
-        let settings = BTreeMap::from([("base-url".to_string(), integration.base_url.to_string())]);
+        let mut settings = WasiConfigVariables::new();
+        settings.insert("base_url", integration.base_url.to_string());
         let state = HostState::new(hooks, settings, integration.limits, deadline);
         // With a pool, wait for a free slot first; the wait counts against
         // the deadline like everything else.
@@ -242,12 +278,16 @@ impl ActionComponent {
         let mut store = new_store(&self.pre, state);
 
         let call = async {
-            let action = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let action = instance.actionbox_action_action();
             let ctx = CallContext {
                 budget_ms: millis(deadline.remaining().saturating_sub(GUEST_BUDGET_RESERVE)),
                 invocation_id,
             };
-            action.call_invoke(&mut store, method, input, &ctx).await
+            match call {
+                Call::Method { name, input } => action.call_invoke(&mut store, name, input, &ctx).await,
+                Call::TestConnection => action.call_test_connection(&mut store, &ctx).await,
+            }
         };
         let result = tokio::time::timeout(deadline.remaining(), call).await;
         let state = store.data();
@@ -428,7 +468,7 @@ mod tests {
     fn state() -> (HostState, ActionDeadline) {
         let deadline = ActionDeadline::start(Duration::from_secs(10));
         let hooks = OutboundHooks::new(Arc::new(OutboundPolicy::deny_all()), deadline);
-        let state = HostState::new(hooks, BTreeMap::new(), SandboxLimits::default(), deadline);
+        let state = HostState::new(hooks, WasiConfigVariables::new(), SandboxLimits::default(), deadline);
         (state, deadline)
     }
 
@@ -492,6 +532,7 @@ mod tests {
             integration: kind.into(),
             version: "1".into(),
             methods: vec![],
+            default_actions: vec![],
             outbound_hosts: vec!["{base-url}".into()],
             default_base_url: String::new(),
             credential: header.map(|h| CredentialSpec {
