@@ -13,6 +13,10 @@ SIMULATOR    := target/release/shipstation-sim
 SIM_KEY      := TEST_actionbox_simulator_key
 ORDER        ?= 1001
 
+# The end-to-end tests load the components this Makefile builds (target/...):
+# tests/e2e/build.rs builds its own only for a plain `cargo test`.
+export ACTIONBOX_PREBUILT_COMPONENTS := 1
+
 .PHONY: all setup build component test-components host demo test lint fmt fuzz pyenv bench clean help \
 	jco inspect demo-jco python-action
 
@@ -142,8 +146,10 @@ $(PYENV)/.installed:
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
 	touch $@
 
+# ACTIONBOX_REQUIRE_ALL_TESTS: a test whose Node.js/Python/wac prerequisite is
+# missing fails here instead of skipping as it does under a plain `cargo test`.
 test: build test-components lint pyenv jco python-action edge
-	$(CARGO) test --release
+	ACTIONBOX_REQUIRE_ALL_TESTS=1 $(CARGO) test --release
 	$(MAKE) --no-print-directory edge-test
 
 # jco and preview2-shim, exactly as package-lock.json pins them.

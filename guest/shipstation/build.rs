@@ -8,7 +8,7 @@ fn main() {
     // is ample (a 126-level document, which the guard now refuses, needed
     // more than 32 KiB and less than 64 KiB). A small stack keeps everything
     // a call touches in the first ~100 KiB of memory, which makes a pooled
-    // instance cheap to reset (host/src/engine.rs, POOL_MEMORY_KEEP_RESIDENT).
+    // instance cheap to reset (host/runtime/src/engine.rs, POOL_MEMORY_KEEP_RESIDENT).
     // An overflow traps (the stack grows down past address 0); it never
     // corrupts the heap.
     println!("cargo:rustc-link-arg-cdylib=-zstack-size=32768");

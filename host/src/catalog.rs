@@ -4,12 +4,13 @@
 //! session-start runs, invocations and the Test button.
 
 use crate::config::{ActionConfig, Config, Direction, Execution, IntegrationConfig, KeySource, Phase, Trigger};
-use actionbox_runtime::engine::{ActionComponent, ActionEngine, EngineOptions, PoolSizing};
+use actionbox_runtime::component::ActionComponent;
+use actionbox_runtime::engine::{ActionEngine, EngineOptions, PoolSizing};
 use actionbox_runtime::error::InvokeError;
 use actionbox_runtime::integration::IntegrationSettings;
-use actionbox_runtime::invoke::InvocationReport;
 use actionbox_runtime::kinds::IntegrationKind;
 use actionbox_runtime::manifest::MethodSpec;
+use actionbox_runtime::report::InvocationReport;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Map, Value};

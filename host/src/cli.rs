@@ -2,11 +2,13 @@
 
 use crate::catalog::ActionCatalog;
 use crate::config::{Direction, Phase};
+use actionbox_runtime::component::ActionComponent;
 use actionbox_runtime::deadline::{ActionTimeout, DEFAULT_TIMEOUT_SECS};
-use actionbox_runtime::engine::{ActionComponent, ActionEngine};
+use actionbox_runtime::engine::ActionEngine;
 use actionbox_runtime::error::InvokeError;
-use actionbox_runtime::integration::{BaseUrl, IntegrationSettings};
-use actionbox_runtime::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
+use actionbox_runtime::integration::IntegrationSettings;
+use actionbox_runtime::kinds::{IntegrationKind, KindCredential, KindRegistry};
+use actionbox_runtime::outbound::{BaseUrl, CredentialHeader};
 use actionbox_runtime::secret::ApiKey;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -20,7 +22,16 @@ use std::process::ExitCode;
 /// 13 rate-limited, 14 upstream, 15 timeout, 16 denied, 17 internal,
 /// 18 memory-limit, 19 trap, 20 invalid-output, 21 limit-exceeded.
 #[derive(Debug, Parser)]
-#[command(name = "actionbox", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(
+    name = "actionbox",
+    version,
+    about = format!(
+        "Sandbox host for untrusted smart-action WebAssembly components (contract actionbox:action@{})",
+        actionbox_runtime::CONTRACT_VERSION
+    ),
+    long_about = None,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +43,7 @@ const EXIT_CODES: &str = "Exit codes: 0 ok; 1 setup/host error; 2 usage; 10 inva
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print an action component's manifest (methods, parameters, hosts, credential) as JSON.
+    /// Print an action component's manifest (methods, default actions, hosts, credential) as JSON.
     Describe {
         /// Path to the action component (.wasm).
         component: PathBuf,
@@ -109,53 +120,7 @@ enum Command {
     /// session start and Test answer 429 when an integration already has
     /// --max-concurrency calls in flight. SIGTERM or Ctrl-C stops accepting,
     /// closes idle connections and lets calls in flight finish; SIGHUP reloads.
-    Serve {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// Serve /metrics on this address only (e.g. one only the scraper
-        /// reaches) instead of on --listen.
-        #[arg(long, value_name = "ADDR")]
-        metrics_listen: Option<std::net::SocketAddr>,
-        /// Environment variable holding the bearer token required on /v1/*.
-        #[arg(long, value_name = "VAR", default_value = "ACTIONBOX_AUTH_TOKEN")]
-        auth_token_env: String,
-        /// Serve /v1/* without a token (only allowed on a loopback address).
-        #[arg(long)]
-        no_auth: bool,
-        /// Calls in flight per integration before answering 429.
-        #[arg(long, default_value_t = crate::server::DEFAULT_MAX_CONCURRENCY)]
-        max_concurrency: usize,
-        /// Seconds a client has to send a complete request head, then its body,
-        /// then to take the answer, before it is disconnected (1-120).
-        #[arg(
-            long,
-            value_name = "SECS",
-            default_value_t = crate::server::connections::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
-            value_parser = clap::value_parser!(u64).range(crate::server::connections::HEADER_READ_TIMEOUT_SECS)
-        )]
-        header_read_timeout: u64,
-        /// Seconds a keep-alive connection may wait for its next request (1-3600).
-        #[arg(
-            long,
-            value_name = "SECS",
-            default_value_t = crate::server::connections::DEFAULT_IDLE_TIMEOUT.as_secs(),
-            value_parser = clap::value_parser!(u64).range(crate::server::connections::IDLE_TIMEOUT_SECS)
-        )]
-        idle_timeout: u64,
-        /// Open connections at most; past it, new connections wait in the
-        /// kernel's queue until one closes (1-65536; keep it under `ulimit -n`).
-        #[arg(
-            long,
-            value_name = "N",
-            default_value_t = crate::server::connections::DEFAULT_MAX_CONNECTIONS,
-            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
-                .range(crate::server::connections::MAX_CONNECTIONS_RANGE)
-        )]
-        max_connections: usize,
-    },
+    Serve(ServeArgs),
     /// Serve the configured interaction actions as an MCP server over stdio.
     Mcp {
         #[command(flatten)]
@@ -209,6 +174,56 @@ impl From<ToolFormat> for crate::present::ToolFormat {
             ToolFormat::Json => Self::Json,
         }
     }
+}
+
+/// `actionbox serve`'s options.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// Serve /metrics on this address only (e.g. one only the scraper
+    /// reaches) instead of on --listen.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Environment variable holding the bearer token required on /v1/*.
+    #[arg(long, value_name = "VAR", default_value = "ACTIONBOX_AUTH_TOKEN")]
+    auth_token_env: String,
+    /// Serve /v1/* without a token (only allowed on a loopback address).
+    #[arg(long)]
+    no_auth: bool,
+    /// Calls in flight per integration before answering 429.
+    #[arg(long, default_value_t = crate::server::DEFAULT_MAX_CONCURRENCY)]
+    max_concurrency: usize,
+    /// Seconds a client has to send a complete request head, then its body,
+    /// then to take the answer, before it is disconnected (1-120).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = crate::server::connections::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(crate::server::connections::HEADER_READ_TIMEOUT_SECS)
+    )]
+    header_read_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request (1-3600).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = crate::server::connections::DEFAULT_IDLE_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(crate::server::connections::IDLE_TIMEOUT_SECS)
+    )]
+    idle_timeout: u64,
+    /// Open connections at most; past it, new connections wait in the
+    /// kernel's queue until one closes (1-65536; keep it under `ulimit -n`).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::server::connections::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(crate::server::connections::MAX_CONNECTIONS_RANGE)
+    )]
+    max_connections: usize,
 }
 
 /// Settings of the integration a command runs against. Where the key goes
@@ -379,158 +394,188 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Describe { component } => {
-            let action = load(&component).await?;
-            KindRegistry::builtin().check_requests(action.manifest())?;
-            emit(&serde_json::to_string_pretty(action.manifest())?);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Describe { component } => describe(&component).await,
         Command::Run {
             component,
             method,
             input,
             integration,
-        } => {
-            let action = load(&component).await?;
-            let settings = integration.settings(&action)?;
-            let report = action.invoke(&settings, &method, &input).await;
-            match report.outcome {
-                Ok(value) => {
-                    emit(&serde_json::to_string_pretty(&value)?);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => Ok(report_error(&e)),
-            }
-        }
+        } => run_method(&component, &method, &input, &integration).await,
+        Command::TestConnection { component, integration } => test_connection(&component, &integration).await,
         Command::Tools {
             config,
             phase,
             direction,
             format,
-        } => {
-            let catalog = ActionCatalog::load(&config.config).await?;
-            let tools = catalog.tools(phase, direction);
-            emit(&serde_json::to_string_pretty(&crate::present::tools(
-                &tools,
-                format.into(),
-            ))?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::SessionStart { config, context } => {
-            let catalog = ActionCatalog::load(&config.config).await?;
-            let context: serde_json::Value = serde_json::from_str(&context).context("--context is not valid JSON")?;
-            let report = catalog.session_start(&context).await?;
-            emit(&serde_json::to_string_pretty(&report)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Invoke { config, action, params } => {
-            let catalog = ActionCatalog::load(&config.config).await?;
-            let params = parse_params(&params)?;
-            let run = catalog.invoke(&action, &params).await?;
-            emit(&serde_json::to_string_pretty(&run.assistant_payload())?);
-            match &run.report.outcome {
-                Ok(_) => Ok(ExitCode::SUCCESS),
-                Err(e) => Ok(report_error(e)),
-            }
-        }
-        Command::Test { config, integration } => {
-            let catalog = ActionCatalog::load(&config.config).await?;
-            let (base_url, report) = catalog.test_integration(&integration).await?;
-            Ok(print_test_result(&report, &base_url))
-        }
+        } => tools(&config, phase, direction, format).await,
+        Command::SessionStart { config, context } => session_start(&config, &context).await,
+        Command::Invoke { config, action, params } => invoke(&config, &action, &params).await,
+        Command::Test { config, integration } => test(&config, &integration).await,
         Command::Debug {
             config,
             action,
             params,
             json,
-        } => {
-            let catalog = ActionCatalog::load(&config.config).await?;
-            let params = parse_params(&params)?;
-            let run = catalog.invoke(&action, &params).await?;
-            if json {
-                emit(&serde_json::to_string_pretty(&crate::debugger::trace_json(&run))?);
-            } else {
-                emit(crate::debugger::render_text(&run).trim_end());
-            }
-            Ok(match &run.report.outcome {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => ExitCode::from(e.exit_code()),
-            })
-        }
-        Command::Serve {
-            config,
-            listen,
-            metrics_listen,
-            auth_token_env,
-            no_auth,
-            max_concurrency,
-            header_read_timeout,
-            idle_timeout,
-            max_connections,
-        } => {
-            let auth_token = if no_auth {
-                if !listen.ip().is_loopback() {
-                    bail!("--no-auth is only allowed on a loopback address; {listen} is reachable from outside");
-                }
-                None
-            } else {
-                match std::env::var(&auth_token_env) {
-                    Ok(t) if t.trim().len() >= 16 => Some(t.trim().to_string()),
-                    Ok(_) => bail!("the bearer token in {auth_token_env} must be at least 16 characters"),
-                    Err(_) => bail!(
-                        "set the bearer token for /v1/* in {auth_token_env} (or choose another variable with --auth-token-env)"
-                    ),
-                }
-            };
-            if max_concurrency == 0 {
-                bail!("--max-concurrency must be at least 1");
-            }
-            let limits = crate::server::ConnectionLimits {
-                header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
-                idle_timeout: std::time::Duration::from_secs(idle_timeout),
-                max_connections,
-            };
-            limits.check()?;
-            let options = crate::server::ServeOptions {
-                config: config.config,
-                auth_token,
-                max_concurrency,
-            };
-            let state = crate::server::ServeState::new(options).await?;
-            let api = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let metrics = match metrics_listen {
-                Some(addr) => Some(
-                    tokio::net::TcpListener::bind(addr)
-                        .await
-                        .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
-                ),
-                None => None,
-            };
-            eprintln!(
-                "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
-                api.local_addr()?
-            );
-            if let Some(metrics) = &metrics {
-                eprintln!("actionbox metrics on http://{}/metrics", metrics.local_addr()?);
-            }
-            let listeners = crate::server::Listeners { api, metrics };
-            crate::server::serve_with(state, listeners, limits, shutdown_signal()).await?;
-            eprintln!("actionbox stopped after draining in-flight calls");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => debug(&config, &action, &params, json).await,
+        Command::Serve(args) => serve(args).await,
         Command::Mcp { config } => {
             crate::mcp::run_stdio(&config.config).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::TestConnection { component, integration } => {
-            let action = load(&component).await?;
-            let settings = integration.settings(&action)?;
-            let report = action.test_connection(&settings).await;
-            Ok(print_test_result(&report, &settings.base_url.to_string()))
-        }
     }
+}
+
+/// `actionbox describe`: the manifest, after the same registry check a config load makes.
+async fn describe(component: &Path) -> Result<ExitCode> {
+    let action = load(component).await?;
+    KindRegistry::builtin().check_requests(action.manifest())?;
+    emit(&serde_json::to_string_pretty(action.manifest())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `actionbox run`: one method of a component, settings from the flags.
+async fn run_method(component: &Path, method: &str, input: &str, integration: &IntegrationArgs) -> Result<ExitCode> {
+    let action = load(component).await?;
+    let settings = integration.settings(&action)?;
+    let report = action.invoke(&settings, method, input).await;
+    match report.outcome {
+        Ok(value) => {
+            emit(&serde_json::to_string_pretty(&value)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(report_error(&e)),
+    }
+}
+
+/// `actionbox test-connection`: the component's `test-connection` export.
+async fn test_connection(component: &Path, integration: &IntegrationArgs) -> Result<ExitCode> {
+    let action = load(component).await?;
+    let settings = integration.settings(&action)?;
+    let report = action.test_connection(&settings).await;
+    Ok(print_test_result(&report, &settings.base_url.to_string()))
+}
+
+/// `actionbox tools`: the tool definitions to offer now.
+async fn tools(
+    config: &ConfigArg,
+    phase: Option<Phase>,
+    direction: Option<Direction>,
+    format: ToolFormat,
+) -> Result<ExitCode> {
+    let catalog = ActionCatalog::load(&config.config).await?;
+    let tools = catalog.tools(phase, direction);
+    emit(&serde_json::to_string_pretty(&crate::present::tools(
+        &tools,
+        format.into(),
+    ))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `actionbox session-start`: every session-start action the context can run.
+async fn session_start(config: &ConfigArg, context: &str) -> Result<ExitCode> {
+    let catalog = ActionCatalog::load(&config.config).await?;
+    let context: serde_json::Value = serde_json::from_str(context).context("--context is not valid JSON")?;
+    let report = catalog.session_start(&context).await?;
+    emit(&serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `actionbox invoke`: a configured action, printed as the assistant gets it.
+async fn invoke(config: &ConfigArg, action: &str, params: &str) -> Result<ExitCode> {
+    let catalog = ActionCatalog::load(&config.config).await?;
+    let params = parse_params(params)?;
+    let run = catalog.invoke(action, &params).await?;
+    emit(&serde_json::to_string_pretty(&run.assistant_payload())?);
+    match &run.report.outcome {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => Ok(report_error(e)),
+    }
+}
+
+/// `actionbox test`: an integration's Test button, from the config file.
+async fn test(config: &ConfigArg, integration: &str) -> Result<ExitCode> {
+    let catalog = ActionCatalog::load(&config.config).await?;
+    let (base_url, report) = catalog.test_integration(integration).await?;
+    Ok(print_test_result(&report, &base_url))
+}
+
+/// `actionbox debug`: the Action Debugger's trace of one real call.
+async fn debug(config: &ConfigArg, action: &str, params: &str, json: bool) -> Result<ExitCode> {
+    let catalog = ActionCatalog::load(&config.config).await?;
+    let params = parse_params(params)?;
+    let run = catalog.invoke(action, &params).await?;
+    if json {
+        emit(&serde_json::to_string_pretty(&crate::debugger::trace_json(&run))?);
+    } else {
+        emit(crate::debugger::render_text(&run).trim_end());
+    }
+    Ok(match &run.report.outcome {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(e.exit_code()),
+    })
+}
+
+/// The bearer token `serve` requires on /v1/*, or `None` for `--no-auth`
+/// (loopback only).
+fn auth_token(args: &ServeArgs) -> Result<Option<String>> {
+    if args.no_auth {
+        if !args.listen.ip().is_loopback() {
+            bail!(
+                "--no-auth is only allowed on a loopback address; {} is reachable from outside",
+                args.listen
+            );
+        }
+        return Ok(None);
+    }
+    let var = &args.auth_token_env;
+    match std::env::var(var) {
+        Ok(t) if t.trim().len() >= 16 => Ok(Some(t.trim().to_string())),
+        Ok(_) => bail!("the bearer token in {var} must be at least 16 characters"),
+        Err(_) => bail!("set the bearer token for /v1/* in {var} (or choose another variable with --auth-token-env)"),
+    }
+}
+
+/// `actionbox serve`: the platform HTTP API until SIGTERM or Ctrl-C.
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let auth_token = auth_token(&args)?;
+    if args.max_concurrency == 0 {
+        bail!("--max-concurrency must be at least 1");
+    }
+    let limits = crate::server::ConnectionLimits {
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+        max_connections: args.max_connections,
+    };
+    limits.check()?;
+    let options = crate::server::ServeOptions {
+        config: args.config.config,
+        auth_token,
+        max_concurrency: args.max_concurrency,
+    };
+    let state = crate::server::ServeState::new(options).await?;
+    let listen = args.listen;
+    let api = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    eprintln!(
+        "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
+        api.local_addr()?
+    );
+    if let Some(metrics) = &metrics {
+        eprintln!("actionbox metrics on http://{}/metrics", metrics.local_addr()?);
+    }
+    let listeners = crate::server::Listeners { api, metrics };
+    crate::server::serve_with(state, listeners, limits, shutdown_signal()).await?;
+    eprintln!("actionbox stopped after draining in-flight calls");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -556,7 +601,7 @@ async fn shutdown_signal() {
 }
 
 /// Print the Test button's verdict: `OK: …` or `FAILED: <kind>: …`.
-fn print_test_result(report: &actionbox_runtime::invoke::InvocationReport, base_url: &str) -> ExitCode {
+fn print_test_result(report: &actionbox_runtime::report::InvocationReport, base_url: &str) -> ExitCode {
     match &report.outcome {
         Ok(value) => {
             let message = value

@@ -31,9 +31,9 @@
 //! ```
 
 use actionbox_runtime::deadline::ActionTimeout;
-use actionbox_runtime::integration::BaseUrl;
-use actionbox_runtime::kinds::{CredentialHeader, IntegrationKind, KindCredential, KindRegistry};
+use actionbox_runtime::kinds::{IntegrationKind, KindCredential, KindRegistry};
 use actionbox_runtime::limits::SandboxLimits;
+use actionbox_runtime::outbound::{BaseUrl, CredentialHeader};
 use actionbox_runtime::secret::ApiKey;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;

@@ -264,7 +264,7 @@ pub fn render_text(run: &ActionRun) -> String {
 mod tests {
     use super::*;
     use actionbox_runtime::error::{needs_escape, InvokeError};
-    use actionbox_runtime::invoke::InvocationReport;
+    use actionbox_runtime::report::InvocationReport;
     use actionbox_runtime::state::GuestLogLine;
 
     /// Escape sequences, a forged log line, a bidi override and a zero-width

@@ -1,7 +1,7 @@
 //! The server's counters, rendered in Prometheus text format.
 
-use actionbox_runtime::invoke::InvocationReport;
 use actionbox_runtime::limits::SandboxViolation;
+use actionbox_runtime::report::InvocationReport;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -23,7 +23,7 @@ proptest! {
         let parsed = BaseUrl::parse(&text).expect("valid https URL");
         let reparsed = BaseUrl::parse(&parsed.to_string()).expect("printed form parses");
         prop_assert_eq!(&parsed, &reparsed);
-        prop_assert_eq!(parsed.non_public_scope(), actionbox_runtime::integration::NonPublicScope::None);
+        prop_assert_eq!(parsed.non_public_scope(), actionbox_runtime::outbound::NonPublicScope::None);
         prop_assert_eq!(parsed.host, host);
     }
 

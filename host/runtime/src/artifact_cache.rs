@@ -67,6 +67,10 @@
 //! A cache directory made by an earlier actionbox carries no marker: it is
 //! still used, but never pruned; delete it once and actionbox recreates and
 //! manages it. On platforms other than Unix caching is off.
+//!
+//! The module is long (about 680 lines before its tests) because it is one
+//! argument: these docs state the checks, `sealing` and `owner_only` below
+//! carry them out in the same order, and they are meant to be read together.
 
 use anyhow::Result;
 use sha2::{Digest, Sha256};

@@ -2,7 +2,8 @@
 //!
 //! An [`ActionEngine`] compiles components, owns the linker (all of WASI p2 +
 //! `wasi:http` + `wasi:config/store` + our `log`), and runs the epoch ticker that lets the
-//! deadline interrupt a spinning guest.
+//! deadline interrupt a spinning guest. Loading ends in an
+//! [`ActionComponent`] (`component.rs`), which runs the calls.
 //!
 //! ## Memory layout and the instance pool
 //!
@@ -25,13 +26,13 @@
 //! pool.
 
 use crate::bindings::{log, SmartActionPre, CONTRACT_VERSION};
-use crate::manifest::Manifest;
+use crate::component::{ActionComponent, InstanceSlots};
 use crate::state::HostState;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -121,6 +122,7 @@ pub struct ActionEngine {
     cache_dir: Option<PathBuf>,
     /// One permit per pool slot (pooling engines only).
     slots: Option<Arc<Semaphore>>,
+    /// How it allocates; `describe` runs with its largest memory.
     options: EngineOptions,
 }
 
@@ -133,61 +135,11 @@ impl ActionEngine {
 
     /// An engine for untrusted actions, allocating as `options` says.
     pub fn with_options(options: EngineOptions) -> Result<Self> {
-        let max_memory = round_up_to_page(options.max_memory_bytes)
-            .filter(|&m| m > 0 && m <= crate::limits::MAX_MEMORY_BYTES)
-            .with_context(|| {
-                format!(
-                    "the largest memory limit, {} bytes, is not between 64 KiB and {} MiB",
-                    options.max_memory_bytes,
-                    crate::limits::MAX_MEMORY_BYTES >> 20
-                )
-            })?;
-        let mut config = Config::new();
-        // Deadlines: compiled code checks the epoch and calls back into the
-        // host, which traps once the invocation's deadline has passed.
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        config.max_wasm_stack(MAX_WASM_STACK_BYTES);
-        config.async_stack_size(ASYNC_STACK_BYTES);
-        // See the module docs: reserve what a memory may grow to, no more.
-        config.memory_reservation(max_memory as u64);
-        config.memory_guard_size(MEMORY_GUARD_BYTES);
-        config.memory_reservation_for_growth(0);
-        config.memory_init_cow(true);
-        let slots = match options.pool {
-            Some(pool) => {
-                if pool.instances == 0 || pool.instances > MAX_POOL_INSTANCES {
-                    anyhow::bail!(
-                        "the instance pool must have 1 to {MAX_POOL_INSTANCES} slots, not {}",
-                        pool.instances
-                    );
-                }
-                config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config(max_memory)));
-                Some(Arc::new(Semaphore::new(pool.instances as usize)))
-            }
-            None => None,
-        };
+        let (config, slots) = engine_config(&options)?;
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
-
-        let mut linker = Linker::new(&engine);
-        // Rust's std makes every wasm32-wasip2 component import wasi:cli,
-        // filesystem, sockets, random and clocks. All are linked; the
-        // per-store WasiCtx grants none of the dangerous ones (see state.rs).
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("cannot link WASI")?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("cannot link wasi:http")?;
-        wasmtime_wasi_config::add_to_linker(&mut linker, HostState::config)
-            .map_err(anyhow::Error::from)
-            .context("cannot link wasi:config")?;
-        log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(anyhow::Error::from)
-            .context("cannot link log")?;
-
+        let linker = link(&engine)?;
         start_epoch_ticker(engine.weak());
         Ok(Self {
             engine,
@@ -243,24 +195,71 @@ impl ActionEngine {
                 origin.display()
             )
         })?;
-        let slots = InstanceSlots(self.slots.clone());
-        let describe_memory = self.options.max_memory_bytes;
-        let manifest = crate::invoke::describe(&pre, &slots, describe_memory)
-            .await
-            .with_context(|| format!("{}: describe() failed", origin.display()))?;
-        manifest
-            .validate()
-            .with_context(|| format!("{}: the action's manifest is unusable", origin.display()))?;
-        Ok(ActionComponent {
-            pre,
-            manifest,
-            origin: origin.to_path_buf(),
-            provenance,
-            slots,
-            describe_memory,
-            connections: Arc::new(crate::conn_pool::ConnectionPool::new()),
-        })
+        let slots = InstanceSlots::new(self.slots.clone());
+        ActionComponent::describe_and_check(pre, origin, provenance, slots, self.options.max_memory_bytes).await
     }
+}
+
+/// The engine's configuration for `options`, and one permit per pool slot
+/// (pooling engines only).
+fn engine_config(options: &EngineOptions) -> Result<(Config, Option<Arc<Semaphore>>)> {
+    let max_memory = round_up_to_page(options.max_memory_bytes)
+        .filter(|&m| m > 0 && m <= crate::limits::MAX_MEMORY_BYTES)
+        .with_context(|| {
+            format!(
+                "the largest memory limit, {} bytes, is not between 64 KiB and {} MiB",
+                options.max_memory_bytes,
+                crate::limits::MAX_MEMORY_BYTES >> 20
+            )
+        })?;
+    let mut config = Config::new();
+    // Deadlines: compiled code checks the epoch and calls back into the
+    // host, which traps once the invocation's deadline has passed.
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config.max_wasm_stack(MAX_WASM_STACK_BYTES);
+    config.async_stack_size(ASYNC_STACK_BYTES);
+    // See the module docs: reserve what a memory may grow to, no more.
+    config.memory_reservation(max_memory as u64);
+    config.memory_guard_size(MEMORY_GUARD_BYTES);
+    config.memory_reservation_for_growth(0);
+    config.memory_init_cow(true);
+    let slots = match options.pool {
+        Some(pool) => {
+            if pool.instances == 0 || pool.instances > MAX_POOL_INSTANCES {
+                anyhow::bail!(
+                    "the instance pool must have 1 to {MAX_POOL_INSTANCES} slots, not {}",
+                    pool.instances
+                );
+            }
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config(max_memory)));
+            Some(Arc::new(Semaphore::new(pool.instances as usize)))
+        }
+        None => None,
+    };
+    Ok((config, slots))
+}
+
+/// The linker every action is instantiated with: the imports a 0.2.0 action
+/// may have, and nothing else.
+fn link(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    // Rust's std makes every wasm32-wasip2 component import wasi:cli,
+    // filesystem, sockets, random and clocks. All are linked; the
+    // per-store WasiCtx grants none of the dangerous ones (see state.rs).
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("cannot link WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("cannot link wasi:http")?;
+    wasmtime_wasi_config::add_to_linker(&mut linker, HostState::config)
+        .map_err(anyhow::Error::from)
+        .context("cannot link wasi:config")?;
+    log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(anyhow::Error::from)
+        .context("cannot link log")?;
+    Ok(linker)
 }
 
 /// Refuse a component built against another version of the contract before
@@ -297,66 +296,10 @@ fn check_contract(component: &wasmtime::component::Component, engine: &Engine) -
     )
 }
 
+/// `bytes` rounded up to whole 64 KiB wasm pages (`None` on overflow).
 fn round_up_to_page(bytes: usize) -> Option<usize> {
     const PAGE: usize = 64 * 1024;
     bytes.checked_add(PAGE - 1).map(|b| b / PAGE * PAGE)
-}
-
-/// The pool's free slots, shared by every component of an engine. A call
-/// holds a permit for as long as its instance lives.
-#[derive(Clone)]
-pub(crate) struct InstanceSlots(Option<Arc<Semaphore>>);
-
-impl InstanceSlots {
-    /// Wait for a slot; `None` when the engine has no pool (or it was closed).
-    pub(crate) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        match &self.0 {
-            Some(s) => s.clone().acquire_owned().await.ok(),
-            None => None,
-        }
-    }
-}
-
-/// A compiled, pre-instantiated action and its manifest.
-pub struct ActionComponent {
-    pub(crate) pre: SmartActionPre<HostState>,
-    manifest: Manifest,
-    origin: PathBuf,
-    provenance: crate::artifact_cache::Provenance,
-    pub(crate) slots: InstanceSlots,
-    /// Memory limit for `describe` calls: the engine's largest.
-    describe_memory: usize,
-    /// Idle keep-alive connections of this action's calls, shared by them
-    /// (see `conn_pool.rs` for when one is reused).
-    pub(crate) connections: Arc<crate::conn_pool::ConnectionPool>,
-}
-
-impl ActionComponent {
-    /// The manifest the action described itself with at load time.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Where the component came from.
-    pub fn origin(&self) -> &Path {
-        &self.origin
-    }
-
-    /// Whether it was compiled now or loaded precompiled.
-    pub fn provenance(&self) -> crate::artifact_cache::Provenance {
-        self.provenance
-    }
-
-    /// The idle keep-alive connections this action's calls may reuse.
-    pub fn connection_pool(&self) -> &crate::conn_pool::ConnectionPool {
-        &self.connections
-    }
-
-    /// Instantiate the action afresh and ask it for its manifest: the
-    /// smallest complete call (used by benchmarks and health checks).
-    pub async fn describe_fresh(&self) -> Result<Manifest> {
-        crate::invoke::describe(&self.pre, &self.slots, self.describe_memory).await
-    }
 }
 
 /// Start a thread advancing the engine's epoch every [`EPOCH_TICK`]; it

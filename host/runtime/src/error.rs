@@ -1,5 +1,10 @@
 //! The typed outcome of a failed invocation: the action's own `action-error`
 //! cases plus what only the host can see (memory limit, trap, bad output).
+//!
+//! Every message that carries text from the action goes through
+//! [`guest_text`] first: an untrusted action must not be able to forge log
+//! lines, hide or reorder what a person reads, or make the host print
+//! megabytes.
 
 use crate::bindings::types::ActionError;
 use serde::Serialize;

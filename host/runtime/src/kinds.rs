@@ -19,103 +19,17 @@
 //!   *request*: [`KindRegistry::admit`] refuses a component whose request
 //!   disagrees with the registry, with an error that names the line to write.
 //!   There is no silent fallback to the component's own default.
+//!
+//! Which headers may carry a key at all (the deny list) is the outbound
+//! policy's: [`CredentialHeader`] in `outbound/policy.rs`.
 
 use crate::error::guest_text;
-use crate::integration::{BaseUrl, IntegrationSettings};
+use crate::integration::IntegrationSettings;
 use crate::manifest::Manifest;
+use crate::outbound::{BaseUrl, CredentialHeader};
 use crate::secret::ApiKey;
 use anyhow::{bail, Result};
-use http::HeaderName;
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// Header names that never carry a credential, and why. Checked as exact
-/// (lower-case) names; [`DENIED_CREDENTIAL_HEADER_PREFIXES`] covers families.
-pub const DENIED_CREDENTIAL_HEADERS: &[(&str, &str)] = &[
-    (
-        "host",
-        "it routes the request: proxies and virtual hosts act on it and log it",
-    ),
-    ("origin", "CORS responses reflect it (Access-Control-Allow-Origin)"),
-    ("referer", "analytics, error pages and logs record and reflect it"),
-    ("user-agent", "servers log it and error pages echo it"),
-    ("cookie", "servers and frameworks reflect and log cookies"),
-    (
-        "set-cookie",
-        "it is a response header; sent in a request it is echoed by debug endpoints",
-    ),
-    ("forwarded", "proxies pass it on to the next hop and log it"),
-    ("via", "proxies pass it on to the next hop and log it"),
-    ("x-real-ip", "proxies pass it on and log it"),
-    ("connection", "hop-by-hop: it steers framing and names headers to drop"),
-    ("keep-alive", "hop-by-hop connection management"),
-    ("te", "hop-by-hop: it steers transfer codings"),
-    ("trailer", "it steers framing"),
-    ("transfer-encoding", "it steers framing (request smuggling)"),
-    ("upgrade", "it switches protocols"),
-    ("expect", "it changes how the body is sent"),
-    ("max-forwards", "proxies act on it"),
-    ("x-http-method-override", "it changes the method servers act on"),
-    ("location", "it is a response header that servers reflect"),
-];
-
-/// Header name prefixes that never carry a credential, and why.
-pub const DENIED_CREDENTIAL_HEADER_PREFIXES: &[(&str, &str)] = &[
-    ("content-", "it describes or frames the body"),
-    ("x-forwarded-", "proxies pass it on to the next hop and log it"),
-    ("proxy-", "it is meant for (and read by) proxies"),
-    ("access-control-", "it is part of CORS, which reflects values"),
-    ("sec-", "browsers own it"),
-    ("if-", "caches act on it and may store it"),
-];
-
-/// The header an integration's key is sent in: a valid header name that is
-/// not on the deny list. Only the operator or the registry makes one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialHeader(HeaderName);
-
-impl CredentialHeader {
-    /// Check `name` (e.g. `API-Key`) and accept it as a credential header.
-    pub fn new(name: &str) -> Result<Self> {
-        let shown = guest_text(name, 64);
-        let Ok(header) = HeaderName::from_bytes(name.trim().as_bytes()) else {
-            bail!("`{shown}` is not a valid HTTP header name");
-        };
-        if let Some(why) = credential_header_refusal(header.as_str()) {
-            bail!("`{shown}` cannot carry a credential: {why}; use the API's own key header (e.g. API-Key)");
-        }
-        Ok(Self(header))
-    }
-
-    /// The header name (lower case).
-    pub fn name(&self) -> &HeaderName {
-        &self.0
-    }
-
-    /// Whether `other` names this header (case-insensitive).
-    pub fn matches(&self, other: &str) -> bool {
-        self.0.as_str().eq_ignore_ascii_case(other.trim())
-    }
-}
-
-impl fmt::Display for CredentialHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
-    }
-}
-
-/// Why a (lower-case) header name may not carry a credential, if it may not.
-fn credential_header_refusal(name: &str) -> Option<&'static str> {
-    DENIED_CREDENTIAL_HEADERS
-        .iter()
-        .find(|(denied, _)| *denied == name)
-        .or_else(|| {
-            DENIED_CREDENTIAL_HEADER_PREFIXES
-                .iter()
-                .find(|(prefix, _)| name.starts_with(prefix))
-        })
-        .map(|(_, why)| *why)
-}
 
 /// The credential of a kind: which header, what it is called, and where the
 /// CLI reads it by default.
@@ -178,7 +92,7 @@ impl KindRegistry {
                 path_prefix: String::new(),
             },
             credential: Some(KindCredential {
-                header: CredentialHeader(HeaderName::from_static("api-key")),
+                header: CredentialHeader::from_static("api-key"),
                 name: "ShipStation API V2 key".into(),
                 default_env: Some("SHIPSTATION_API_KEY".into()),
             }),
@@ -333,31 +247,15 @@ mod tests {
     }
 
     #[test]
-    fn reflected_and_framing_headers_never_carry_a_key() {
-        for bad in [
-            "Host",
-            "Origin",
-            "Referer",
-            "User-Agent",
-            "Cookie",
-            "Set-Cookie",
-            "Forwarded",
-            "X-Forwarded-For",
-            "Via",
-            "Content-Type",
-            "Content-Length",
-            "Transfer-Encoding",
-            "Connection",
-            "Proxy-Authorization",
-            "Access-Control-Allow-Origin",
-            "not a header",
-            "",
-        ] {
-            assert!(CredentialHeader::new(bad).is_err(), "{bad} should be refused");
+    fn built_in_kinds_send_keys_only_in_headers_the_deny_list_accepts() {
+        let r = KindRegistry::builtin();
+        for kind in r.kinds.values() {
+            if let Some(credential) = &kind.credential {
+                let checked = CredentialHeader::new(credential.header.name().as_str()).expect("accepted");
+                assert_eq!(checked, credential.header, "{}", kind.name);
+            }
         }
-        for good in ["API-Key", "X-Api-Key", "x-auth-token", "Authorization"] {
-            assert!(CredentialHeader::new(good).is_ok(), "{good} should be accepted");
-        }
+        assert!(r.get(SHIPSTATION).and_then(|k| k.credential.as_ref()).is_some());
     }
 
     #[test]

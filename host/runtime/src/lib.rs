@@ -4,13 +4,20 @@
 //! those live in the `actionbox` crate, so a platform can embed this one.
 //!
 //! Where things live:
-//! - [`engine`]: the wasmtime engine, linker, instance pool, epoch ticker, loading components;
-//! - [`invoke`]: one call in a fresh store under its deadline, and its report;
+//! - [`engine`]: the wasmtime engine, linker, instance pool sizing, epoch ticker, loading components;
+//! - [`component`]: a loaded action — describe, invoke, test-connection, each in a fresh store under its deadline;
+//! - [`report`]: the invocation report of one call (one constructor, the outcome as JSON);
+//! - `failure`: a trap or host error turned into the right typed error;
 //! - [`manifest`]: what an action says about itself, checked before use;
 //! - [`kinds`]: the integration-kind registry — where each kind's key may go (the trust boundary);
-//! - [`outbound`]: the `wasi:http` hook — origin check, address checks, key injection and scrubbing;
-//! - [`address`]: the IANA special-purpose address ranges the hook refuses;
-//! - [`conn_pool`]: keep-alive connections, keyed by checked origin and address;
+//! - [`outbound`]: the `wasi:http` hook — admit, then send:
+//!   - [`outbound::policy`]: origin, headers, which header carries the key, the address check;
+//!   - [`outbound::base_url`]: the operator's base URL and the non-public addresses it opens;
+//!   - [`outbound::address`]: the IANA special-purpose address ranges the policy refuses;
+//!   - `outbound::transport`: resolve, connect, TLS, one exchange on a checked address;
+//!   - [`outbound::body`]: size-capped bodies, the key scrubbed from responses;
+//!   - [`outbound::record`]: what a call's requests did and what the sandbox stopped, bounded;
+//!   - [`outbound::pool`]: keep-alive connections, keyed by checked peer, address and credential;
 //! - [`limits`]: every per-call limit (memory, host resources, requests, log, …);
 //! - [`deadline`]: the 10–180 s timeout and the per-call deadline;
 //! - [`state`]: the store's data (WASI contexts with every capability off, settings, guest log);
@@ -18,6 +25,9 @@
 //! - [`artifact_cache`]: precompiled components, keyed by content and engine, tagged;
 //! - [`secret`]: the API key type that never prints;
 //! - [`error`]: the typed failure of a call.
+//!
+//! Modules depend one way: `engine` → `component` → `report`, `failure`,
+//! `outbound`, `state`; `outbound` depends on none of those.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -36,27 +46,29 @@
 
 #![warn(missing_docs)]
 
-pub mod address;
 pub mod artifact_cache;
 mod bindings;
-pub mod conn_pool;
+pub mod component;
 pub mod deadline;
 pub mod engine;
 pub mod error;
+mod failure;
 pub mod integration;
-pub mod invoke;
 pub mod kinds;
 pub mod limits;
 pub mod manifest;
 pub mod outbound;
+pub mod report;
 pub mod secret;
 pub mod state;
 
 pub use bindings::CONTRACT_VERSION;
+pub use component::ActionComponent;
 pub use deadline::{ActionDeadline, ActionTimeout};
-pub use engine::{ActionComponent, ActionEngine};
+pub use engine::ActionEngine;
 pub use error::InvokeError;
-pub use integration::{BaseUrl, IntegrationSettings};
-pub use invoke::InvocationReport;
-pub use kinds::{CredentialHeader, KindRegistry};
+pub use integration::IntegrationSettings;
+pub use kinds::KindRegistry;
+pub use outbound::{BaseUrl, CredentialHeader};
+pub use report::InvocationReport;
 pub use secret::ApiKey;

@@ -9,9 +9,10 @@
 //!
 //! Where each is enforced: memory and tables — [`InstanceLimiter`], summed
 //! over every memory and table of the call; resource-table entries —
-//! `state.rs` (the table's capacity); outbound requests, refusals, request
-//! and response bodies, body buffering — `outbound.rs`; result size —
-//! `invoke.rs`; log volume — `state.rs`; the deadline — `deadline.rs`. The
+//! `state.rs` (the table's capacity); outbound requests — `outbound/mod.rs`;
+//! refusals, records and violations — `outbound/record.rs`; request and
+//! response bodies, body buffering — `outbound/body.rs`; result size —
+//! `component.rs`; log volume — `state.rs`; the deadline — `deadline.rs`. The
 //! wasm stack is engine-wide (`engine::MAX_WASM_STACK_BYTES`).
 //!
 //! Host memory one call can make the host hold, at the defaults (README,
@@ -261,7 +262,7 @@ impl CallStop {
     }
 }
 
-/// The trap a stopped call ends with; `invoke.rs` reports it as
+/// The trap a stopped call ends with; `failure.rs` reports it as
 /// `limit-exceeded` with this message.
 #[derive(Debug)]
 pub struct CallStopped(pub String);

@@ -1,4 +1,15 @@
-//! The host's view of an action's manifest (from `describe`), as JSON.
+//! The host's view of an action's manifest (from `describe`), as JSON, and
+//! the checks it passes before anything is built from it.
+//!
+//! A manifest is guest output: the host turns it into tool definitions,
+//! schemas and messages, so [`Manifest::validate`] checks every name and
+//! bounds every count and length (the `MAX_*` constants) before use, and
+//! quotes guest text in its refusals only escaped and cut. What it says about
+//! where the key goes is a request the kind registry checks (`kinds.rs`).
+//!
+//! The module is longer than most (about 500 lines before its tests) on
+//! purpose: each type, its bound and its check stay together, so a field
+//! cannot be added without its limit in view.
 
 use crate::bindings::types;
 use serde::{Deserialize, Serialize};
@@ -239,6 +250,28 @@ impl Manifest {
             &self.default_base_url,
             MAX_BASE_URL_BYTES,
         )?;
+        self.validate_methods()?;
+        self.validate_default_actions()?;
+        if let Some(c) = &self.credential {
+            ensure_len(&"the credential name", &c.name, MAX_CREDENTIAL_NAME_BYTES)?;
+            ensure_len(
+                &format_args!("the credential header `{}`", quoted(&c.header)),
+                &c.header,
+                MAX_CREDENTIAL_HEADER_BYTES,
+            )?;
+            ensure!(
+                http::HeaderName::from_bytes(c.header.as_bytes()).is_ok(),
+                "the credential header `{}` is not a valid HTTP header name",
+                quoted(&c.header)
+            );
+        }
+        Ok(())
+    }
+
+    /// Check the methods: tool-style names (a method's name and display name
+    /// may be the same), each used once, bounded descriptions and parameters.
+    fn validate_methods(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
         let mut names = std::collections::BTreeSet::new();
         for m in &self.methods {
             let own: std::collections::BTreeSet<&String> = [&m.name, &m.display_name].into();
@@ -261,54 +294,7 @@ impl Manifest {
                 m.params.len(),
                 MAX_PARAMS_PER_METHOD,
             )?;
-            let mut params = std::collections::BTreeSet::new();
-            for p in &m.params {
-                ensure!(
-                    is_identifier(&p.name),
-                    "method `{}`: parameter name `{}` ({} bytes) is not 1-{MAX_ID_BYTES} of [A-Za-z0-9_-]",
-                    m.name,
-                    quoted(&p.name),
-                    p.name.len()
-                );
-                ensure!(
-                    params.insert(&p.name),
-                    "method `{}`: parameter `{}` is declared twice",
-                    m.name,
-                    p.name
-                );
-                ensure_len(
-                    &format_args!("method `{}`: parameter `{}`: the description", m.name, p.name),
-                    &p.description,
-                    MAX_PARAM_DESCRIPTION_BYTES,
-                )?;
-                if let Some(example) = &p.example {
-                    ensure_len(
-                        &format_args!("method `{}`: parameter `{}`: the example", m.name, p.name),
-                        example,
-                        MAX_EXAMPLE_BYTES,
-                    )?;
-                    ensure!(
-                        serde_json::from_str::<serde_json::Value>(example).is_ok(),
-                        "method `{}`: parameter `{}` has an example that is not JSON",
-                        m.name,
-                        p.name
-                    );
-                }
-            }
-        }
-        self.validate_default_actions()?;
-        if let Some(c) = &self.credential {
-            ensure_len(&"the credential name", &c.name, MAX_CREDENTIAL_NAME_BYTES)?;
-            ensure_len(
-                &format_args!("the credential header `{}`", quoted(&c.header)),
-                &c.header,
-                MAX_CREDENTIAL_HEADER_BYTES,
-            )?;
-            ensure!(
-                http::HeaderName::from_bytes(c.header.as_bytes()).is_ok(),
-                "the credential header `{}` is not a valid HTTP header name",
-                quoted(&c.header)
-            );
+            m.validate_params()?;
         }
         Ok(())
     }
@@ -421,6 +407,49 @@ impl Manifest {
             .map(|m| format!("{} ({})", m.display_name, m.name))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+impl MethodSpec {
+    /// Check the parameters: tool-style names, each once, bounded
+    /// descriptions, and examples that are bounded JSON.
+    fn validate_params(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
+        let mut params = std::collections::BTreeSet::new();
+        for p in &self.params {
+            ensure!(
+                is_identifier(&p.name),
+                "method `{}`: parameter name `{}` ({} bytes) is not 1-{MAX_ID_BYTES} of [A-Za-z0-9_-]",
+                self.name,
+                quoted(&p.name),
+                p.name.len()
+            );
+            ensure!(
+                params.insert(&p.name),
+                "method `{}`: parameter `{}` is declared twice",
+                self.name,
+                p.name
+            );
+            ensure_len(
+                &format_args!("method `{}`: parameter `{}`: the description", self.name, p.name),
+                &p.description,
+                MAX_PARAM_DESCRIPTION_BYTES,
+            )?;
+            if let Some(example) = &p.example {
+                ensure_len(
+                    &format_args!("method `{}`: parameter `{}`: the example", self.name, p.name),
+                    example,
+                    MAX_EXAMPLE_BYTES,
+                )?;
+                ensure!(
+                    serde_json::from_str::<serde_json::Value>(example).is_ok(),
+                    "method `{}`: parameter `{}` has an example that is not JSON",
+                    self.name,
+                    p.name
+                );
+            }
+        }
+        Ok(())
     }
 }
 

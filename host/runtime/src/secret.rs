@@ -1,4 +1,11 @@
 //! The integration's API key: loaded once, never printed.
+//!
+//! Whoever reads the key can spend the merchant's account, so [`ApiKey`]
+//! prints as `[redacted]` and reaches the wire only as a sensitive header
+//! value, placed by the outbound policy in the operator's credential header
+//! for the base URL's origin (`outbound/policy.rs`). A key file is checked
+//! as ssh checks a private key, and no error quotes a key or a value that
+//! might be one.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::fmt;

@@ -1,6 +1,12 @@
 //! The state of one invocation's `Store`: WASI contexts (all capabilities
 //! off), the outbound hooks, the settings (`wasi:config/store`), the guest's
 //! log and its limiter.
+//!
+//! Why so little: the only door out is the outbound hook (`outbound/`); the
+//! WASI context grants no files, environment, arguments, stdin, sockets or
+//! name lookups; the settings never hold the key; and everything the guest
+//! can make the host keep here (resource-table entries, log lines, stderr)
+//! is bounded by the call's limits.
 
 use crate::bindings::log;
 use crate::deadline::ActionDeadline;

@@ -7,19 +7,68 @@ use actionbox_runtime::{ActionComponent, ActionEngine, ApiKey, BaseUrl, Integrat
 use shipstation_sim::Simulator;
 use std::path::PathBuf;
 
-/// The ShipStation component: `$ACTIONBOX_COMPONENT`, or the one `make build`
-/// writes. Panics with instructions when it is missing (never skips).
-pub fn component_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("ACTIONBOX_COMPONENT") {
-        return PathBuf::from(p);
-    }
-    let p = workspace_root().join("target/wasm32-wasip2/release/shipstation.wasm");
+/// Where the test components are: `target/` under `make test`, or
+/// `target/test-components/` when plain `cargo test` built them (build.rs).
+pub fn components_dir() -> PathBuf {
+    PathBuf::from(env!("ACTIONBOX_TEST_COMPONENTS"))
+}
+
+/// A component under [`components_dir`]; it is always there (build.rs
+/// builds it or `make test` did), so a missing one is a broken build.
+fn test_component(relative: &str) -> PathBuf {
+    let p = components_dir().join(relative);
     assert!(
         p.exists(),
-        "{} is missing: run `make build` (or `make test`, which builds it) first",
+        "{} is missing: run `make test-components` or `cargo test`",
         p.display()
     );
     p
+}
+
+/// The ShipStation component: `$ACTIONBOX_COMPONENT`, or the one built for the tests.
+pub fn component_path() -> PathBuf {
+    match std::env::var_os("ACTIONBOX_COMPONENT") {
+        Some(p) => PathBuf::from(p),
+        None => test_component("wasm32-wasip2/release/shipstation.wasm"),
+    }
+}
+
+/// A component built against contract 0.1.0 (`tests/legacy-action`).
+pub fn legacy_action_path() -> PathBuf {
+    test_component("legacy-action/legacy_action_0_1_0.wasm")
+}
+
+/// Whether `path`, a prerequisite only `make test` builds (Node.js, Python,
+/// wac artifacts), exists. Plain `cargo test` skips a test that lacks one,
+/// printing why; under `make test` (`ACTIONBOX_REQUIRE_ALL_TESTS` set) a
+/// missing one fails the test instead, so nothing is skipped there.
+pub fn prerequisite(path: &std::path::Path, made_by: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    let why = format!("{} is missing ({made_by})", path.display());
+    assert!(
+        std::env::var_os("ACTIONBOX_REQUIRE_ALL_TESTS").is_none(),
+        "{why}: `make test` builds it before running the tests"
+    );
+    // Written to stderr directly, past the test harness's capture, so the
+    // reason shows in a plain `cargo test` run.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {why}; `make test` builds it and runs this test"
+    );
+    false
+}
+
+/// Return from the test when [`prerequisite`] says it cannot run here.
+#[macro_export]
+macro_rules! require {
+    ($path:expr, $made_by:expr) => {
+        if !$crate::prerequisite(&$path, $made_by) {
+            return;
+        }
+    };
 }
 
 /// The repository root.
@@ -59,9 +108,7 @@ pub fn settings_for(sim: &Simulator, timeout_secs: u64) -> IntegrationSettings {
 
 /// The hostile test component (`tests/hostile-guest`), built by `make build`.
 pub fn hostile_component_path() -> PathBuf {
-    let p = workspace_root().join("target/wasm32-wasip2/release/hostile_guest.wasm");
-    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
-    p
+    test_component("wasm32-wasip2/release/hostile_guest.wasm")
 }
 
 /// Everything logged through `tracing` in this test process, at every level.
@@ -133,14 +180,14 @@ pub fn write_config(tag: &str, text: &str) -> PathBuf {
 /// The Python interpreter of the virtualenv `make test` installs the `mcp`
 /// client package into.
 pub fn python_with_mcp() -> PathBuf {
-    let p = workspace_root().join("target/pyenv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run the tests through `make test` (it installs the mcp client)",
-        p.display()
-    );
-    p
+    workspace_root().join("target/pyenv/bin/python")
 }
+
+/// What makes [`python_with_mcp`], for [`require!`].
+pub const PYTHON_MCP_MADE_BY: &str = "the Python `mcp` client: `make pyenv`";
+
+/// What makes [`hostile_two_memories_path`], for [`require!`].
+pub const TWO_MEMORIES_MADE_BY: &str = "wac-composed: `make test-components`";
 
 /// What a CLI run printed.
 pub struct CliOutput {
@@ -185,9 +232,7 @@ pub async fn run_actionbox(args: &[&str], key: Option<&str>) -> CliOutput {
 /// (`tests/hostile-guest`, feature `two-memories`, composed with its
 /// `grower.wat` by `make build`): every attack, `multi-memory` included.
 pub fn hostile_two_memories_path() -> PathBuf {
-    let p = workspace_root().join("target/hostile-guest/hostile_two_memories.wasm");
-    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
-    p
+    workspace_root().join("target/hostile-guest/hostile_two_memories.wasm")
 }
 
 /// The hostile-manifest variants (`tests/hostile-manifest`, one cargo feature
@@ -210,9 +255,7 @@ pub const HOSTILE_MANIFEST_VARIANTS: &[&str] = &[
 
 /// `target/hostile-manifests/<variant>.wasm`; `default` is the valid one.
 pub fn hostile_manifest_path(variant: &str) -> PathBuf {
-    let p = workspace_root().join(format!("target/hostile-manifests/{variant}.wasm"));
-    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
-    p
+    test_component(&format!("hostile-manifests/{variant}.wasm"))
 }
 
 /// Bytes of each output stream a [`BoundedRun`] keeps; the rest is counted.

@@ -26,7 +26,7 @@
 //! `2002::/16`, Teredo `2001::/32`) are refused whole.
 //!
 //! ```
-//! use actionbox_runtime::address::{is_public_address, special_purpose_range};
+//! use actionbox_runtime::outbound::address::{is_public_address, special_purpose_range};
 //! let metadata = "169.254.169.254".parse().unwrap();
 //! assert_eq!(special_purpose_range(metadata).map(|r| r.rfc), Some("RFC 3927"));
 //! assert!(is_public_address("2606:4700::1".parse().unwrap()));

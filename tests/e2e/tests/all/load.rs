@@ -1,16 +1,19 @@
-//! A bounded loopback load run against `actionbox serve`, alone in its test
-//! process so the memory it measures is the server's (plus the simulator
-//! and client, which keep no per-request state here).
+//! A bounded loopback load run against a real `actionbox serve` process
+//! (default `--max-concurrency` 64), whose own memory is measured: the
+//! tests around it share this test process, never the server's.
 
-use actionbox_e2e::api::{http, start, TOKEN};
+use actionbox_e2e::api::http;
+use actionbox_e2e::{shipstation_integration, write_config, ServeProcess};
 use shipstation_sim::Simulator;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const ORDER: &str = r#"{"params":{"order_id":"1001"}}"#;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+/// Resident memory of process `pid` now.
+fn rss_bytes(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
         .nth(1)
@@ -25,7 +28,19 @@ async fn ten_thousand_requests_at_concurrency_64_all_succeed_without_memory_grow
     const CONCURRENCY: usize = 64;
     let sim = Simulator::start().await.expect("simulator");
     sim.set_recording(false);
-    let s = start(&sim, CONCURRENCY).await;
+    let config = write_config("load", &shipstation_integration(&sim.base_url()));
+    let key = sim.api_key().to_string();
+    let s = tokio::task::spawn_blocking(move || {
+        ServeProcess::start(
+            &config,
+            &[("SHIPSTATION_API_KEY", key.as_str())],
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .expect("join")
+    .unwrap_or_else(|run| panic!("serve did not start (exit {}): {}", run.code, run.stderr));
+    let pid = s.pid();
     let next = Arc::new(AtomicUsize::new(0));
     // RSS after the first thousand and before the last thousand requests.
     let rss = Arc::new(Mutex::new((0u64, 0u64)));
@@ -40,12 +55,12 @@ async fn ten_thousand_requests_at_concurrency_64_all_succeed_without_memory_grow
                     return failures;
                 }
                 if i == 1_000 {
-                    rss.lock().expect("lock").0 = rss_bytes();
+                    rss.lock().expect("lock").0 = rss_bytes(pid);
                 }
                 if i == TOTAL - 1_000 {
-                    rss.lock().expect("lock").1 = rss_bytes();
+                    rss.lock().expect("lock").1 = rss_bytes(pid);
                 }
-                let r = http(addr, "POST", "/v1/actions/trackOrder/invoke", Some(TOKEN), Some(ORDER)).await;
+                let r = http(addr, "POST", "/v1/actions/trackOrder/invoke", None, Some(ORDER)).await;
                 if r.status != 200 {
                     failures.push(format!("{}: {}", r.status, r.body));
                 }

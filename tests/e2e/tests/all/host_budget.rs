@@ -95,6 +95,10 @@ async fn invoke(addr: SocketAddr, action: &str, params: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn resource_attacks_are_stopped_and_serve_stays_small() {
+    actionbox_e2e::require!(
+        actionbox_e2e::hostile_two_memories_path(),
+        actionbox_e2e::TWO_MEMORIES_MADE_BY
+    );
     let sim = Simulator::start().await.expect("simulator");
     let upstream = CaptureServer::start().await;
     let elsewhere = CaptureServer::start().await;
@@ -202,6 +206,10 @@ const KEY: &str = "TEST_reflected_key_0123456789abcdef";
 /// export is the same attack, and its result is shown to a person.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_the_upstream_reflects_is_redacted_before_the_guest_sees_it() {
+    actionbox_e2e::require!(
+        actionbox_e2e::hostile_two_memories_path(),
+        actionbox_e2e::TWO_MEMORIES_MADE_BY
+    );
     let engine = ActionEngine::new().expect("engine");
     let action = engine.load(&hostile_two_memories_path()).await.expect("hostile loads");
     for call in ["reflected-key", "test-connection"] {
@@ -242,6 +250,10 @@ async fn a_key_the_upstream_reflects_is_redacted_before_the_guest_sees_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_key_never_reaches_an_origin_the_operator_did_not_name() {
+    actionbox_e2e::require!(
+        actionbox_e2e::hostile_two_memories_path(),
+        actionbox_e2e::TWO_MEMORIES_MADE_BY
+    );
     let upstream = CaptureServer::start().await;
     let elsewhere = CaptureServer::start().await;
     let engine = ActionEngine::new().expect("engine");
@@ -285,6 +297,10 @@ async fn the_key_never_reaches_an_origin_the_operator_did_not_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_million_log_lines_keep_a_bounded_log() {
+    actionbox_e2e::require!(
+        actionbox_e2e::hostile_two_memories_path(),
+        actionbox_e2e::TWO_MEMORIES_MADE_BY
+    );
     let upstream = CaptureServer::start().await;
     let engine = ActionEngine::new().expect("engine");
     let action = engine.load(&hostile_two_memories_path()).await.expect("hostile loads");

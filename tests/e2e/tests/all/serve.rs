@@ -305,6 +305,7 @@ async fn oversized_body_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_client_lists_the_tools_and_calls_track_order() {
+    actionbox_e2e::require!(actionbox_e2e::python_with_mcp(), actionbox_e2e::PYTHON_MCP_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     let text = format!(
         "{}\n[[action]]\nname = \"track_shopify_order\"\nintegration = \"shop\"\nmethod = \"trackOrder\"\nresponse_instructions = \"Always give the tracking link.\"\n[action.parameters.order_id]\ndescription = 'Track order by Shopify order id, format: \"SHOPIFY-123456789\"'\n\n[[action]]\nname = \"at_start_only\"\nintegration = \"shop\"\nmethod = \"trackOrder\"\nexecution = \"session-start\"\n",

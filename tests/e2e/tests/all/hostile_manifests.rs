@@ -278,7 +278,7 @@ async fn the_valid_manifest_loads_in_every_command() {
 /// names the version it targets and what to rebuild against.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_built_against_contract_0_1_0_is_refused_with_what_to_rebuild() {
-    let legacy = actionbox_e2e::workspace_root().join("target/legacy-action/legacy_action_0_1_0.wasm");
+    let legacy = actionbox_e2e::legacy_action_path();
     assert!(
         legacy.exists(),
         "{} is missing: run `make test-components`",

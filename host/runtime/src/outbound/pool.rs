@@ -1,4 +1,5 @@
-//! Keep-alive connections for the outbound connector (`outbound.rs`).
+//! Keep-alive connections for the outbound transport (`transport.rs` dials,
+//! `body.rs` hands a connection back when its response ends cleanly).
 //!
 //! Reuse replaces only the dial (TCP connect + TLS handshake) step: every
 //! request still goes through the whole policy first (origin check,

@@ -19,18 +19,21 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+/// What builds the Python component, for `require!`.
+const PYTHON_ACTION_MADE_BY: &str = "componentize-py: `make python-action`";
+
 /// The Python component: `$ACTIONBOX_PYTHON_COMPONENT`, or the one `make
-/// python-action` writes. Panics with instructions when it is missing or older
-/// than its sources (never skips).
+/// python-action` writes (each test first skips, or under `make test` fails,
+/// when it is missing). Panics with instructions when it is older than its sources.
 fn python_component_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ACTIONBOX_PYTHON_COMPONENT") {
         return PathBuf::from(p);
     }
     let root = workspace_root();
     let wasm = root.join("target/python-action/order_status.wasm");
-    let built = std::fs::metadata(&wasm)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: run `make python-action` first", wasm.display()));
+    let Ok(built) = std::fs::metadata(&wasm).and_then(|m| m.modified()) else {
+        return wasm;
+    };
     let sources = root.join("tests/python-action");
     for entry in std::fs::read_dir(&sources).expect("tests/python-action") {
         let path = entry.expect("dir entry").path();
@@ -134,6 +137,7 @@ fn shipment_lists(sim: &Simulator) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn python_action_describes_itself_through_the_same_world() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let m = python_action().manifest();
     assert_eq!(m.integration, "shipstation-py");
     let methods: Vec<(&str, &str)> = m
@@ -177,6 +181,7 @@ async fn python_action_describes_itself_through_the_same_world() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn order_status_keeps_exact_matches_newest_first() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     // 1002 was shipped in two parts; the simulator also returns 10020… by prefix.
     let report = invoke(&sim, "orderStatus", r##"{"order_number":"#1002"}"##).await;
@@ -210,6 +215,7 @@ async fn order_status_keeps_exact_matches_newest_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn order_numbers_are_percent_encoded() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     let report = invoke(&sim, "orderStatus", r#"{"order_number":"A&B/5?#x y"}"#).await;
     let out = report.outcome.expect("found");
@@ -221,6 +227,7 @@ async fn order_numbers_are_percent_encoded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_invalid_input_before_any_request() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     // Nested past what the host's 1 MiB wasm stack allows CPython's parser.
     let deep = "[".repeat(100_000);
@@ -247,6 +254,7 @@ async fn bad_input_is_invalid_input_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_key_is_unauthorized() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     let mut settings = py_settings(&sim);
     settings.api_key = Some(ApiKey::new("TEST_wrong_key_for_python").expect("key"));
@@ -269,6 +277,7 @@ async fn rejected_key_is_unauthorized() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_connection_export_accepts_the_right_key_and_reports_a_wrong_one_as_unauthorized() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     capture_traces();
     let report = python_action().test_connection(&py_settings(&sim)).await;
@@ -299,6 +308,7 @@ async fn test_connection_export_accepts_the_right_key_and_reports_a_wrong_one_as
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_order_is_not_found() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     // `100` matches 1001…1009 by prefix but is no order itself.
     let report = invoke(&sim, "orderStatus", r#"{"order_number":"100"}"#).await;
@@ -317,6 +327,7 @@ async fn unknown_order_is_not_found() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_is_rate_limited_with_retry_after() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     sim.add_fault(FaultRule::on("/v2/shipments").status(429).retry_after("30"));
     let report = invoke(&sim, "orderStatus", r#"{"order_number":"1001"}"#).await;
@@ -334,6 +345,7 @@ async fn throttling_is_rate_limited_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_and_malformed_bodies_are_upstream() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     sim.add_fault(FaultRule::on("/v2/shipments").status(503).times(1));
     let report = invoke(&sim, "orderStatus", r#"{"order_number":"1001"}"#).await;
@@ -375,6 +387,7 @@ async fn server_errors_and_malformed_bodies_are_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn silent_upstream_ends_in_the_actions_own_timeout_within_its_budget() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start().await.expect("simulator");
     sim.add_fault(FaultRule::on("/v2/shipments").delay(Duration::from_secs(60)));
     python_action(); // not the compile: the budget is what is measured
@@ -420,6 +433,7 @@ fn fixtures_with_a_second_page() -> Fixtures {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn next_link_to_another_host_is_denied_by_the_sandbox() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     let sim = Simulator::start_with(fixtures_with_a_second_page(), shipstation_sim::DEFAULT_API_KEY, 0)
         .await
         .expect("simulator");
@@ -449,6 +463,7 @@ async fn next_link_to_another_host_is_denied_by_the_sandbox() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn python_component_loads_from_the_precompiled_cache() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     python_action();
     let engine = ActionEngine::new()
         .expect("engine")
@@ -464,6 +479,7 @@ async fn python_component_loads_from_the_precompiled_cache() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     python_action(); // compiled into the cache the CLI reads
     let sim = Simulator::start().await.expect("simulator");
     let (c, url) = (python_component_path().display().to_string(), sim.base_url());
@@ -536,6 +552,7 @@ async fn cli_runs_the_python_action_with_the_contracts_exit_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn config_integration_applies_its_memory_limit_to_the_python_action() {
+    actionbox_e2e::require!(python_component_path(), PYTHON_ACTION_MADE_BY);
     python_action(); // compiled into the cache the CLI reads
     let sim = Simulator::start().await.expect("simulator");
     let component = python_component_path().display().to_string();

@@ -12,7 +12,7 @@
 //! component in `target/jco/shipstation`. A missing piece fails the test with
 //! that instruction; nothing is skipped.
 
-use actionbox_e2e::{component_path, run_actionbox, temp_dir, workspace_root, CliOutput};
+use actionbox_e2e::{run_actionbox, temp_dir, workspace_root, CliOutput};
 use serde_json::Value;
 use shipstation_sim::{FaultRule, Simulator};
 use std::path::{Path, PathBuf};
@@ -20,6 +20,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const WRONG_KEY: &str = "TEST_wrong_key_that_must_not_leak";
+
+/// The component `make jco` transpiles (the Makefile's build), which the
+/// Rust host runs too, so both hosts run the very same bytes.
+fn component_path() -> PathBuf {
+    workspace_root().join("target/wasm32-wasip2/release/shipstation.wasm")
+}
+
+/// What transpiles the component for Node.js, for `require!`.
+const JCO_MADE_BY: &str = "Node.js and jco: `make jco`";
 
 fn jco_dir() -> PathBuf {
     workspace_root().join("tests/jco")
@@ -325,6 +334,7 @@ fn expect_err(a: Agreed, tag: &str, code: i32) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn component_imports_only_wasi_and_the_actionbox_contract() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     prerequisites();
     let out = Command::new("node")
         .arg(jco_dir().join("node_modules/.bin/jco"))
@@ -402,6 +412,7 @@ fn snake_keys(v: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_gives_the_same_manifest() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     let component = component_path().display().to_string();
     let rust_args = ["describe", component.as_str()];
     let (rust, node) = tokio::join!(run_actionbox(&rust_args, None), run_node_host(&["describe"], None));
@@ -439,6 +450,7 @@ fn parameter_descriptions_as_maps(mut manifest: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn delivered_and_in_transit_orders_are_identical() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     let delivered = expect_ok(both(Scenario::track("1001")).await);
     assert_eq!(delivered["shipstation"]["tracking"]["status_code"], "DE");
     let in_transit = expect_ok(both(Scenario::track("10010")).await);
@@ -449,6 +461,7 @@ async fn delivered_and_in_transit_orders_are_identical() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn split_voided_return_and_unshipped_orders_are_identical() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     let split = expect_ok(both(Scenario::track("1002")).await);
     assert_eq!(split["shipstation"]["shipments"].as_array().map(Vec::len), Some(2));
     let voided = expect_ok(both(Scenario::track("1003")).await);
@@ -468,6 +481,7 @@ async fn split_voided_return_and_unshipped_orders_are_identical() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn external_ids_and_awkward_characters_are_identical() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     let external = expect_ok(both(Scenario::track("SHOPIFY-123456789")).await);
     assert_eq!(external["shipstation"]["shipped"], true);
     let awkward = expect_ok(both(Scenario::track("A&B/5?#x y")).await);
@@ -478,6 +492,7 @@ async fn external_ids_and_awkward_characters_are_identical() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn not_found_unauthorized_and_invalid_input_are_the_same_typed_errors() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     let e = expect_err(both(Scenario::track("9999999")).await, "not-found", 12);
     assert!(e["val"].as_str().is_some_and(|m| m.contains("9999999")), "{e}");
     let e = expect_err(both(Scenario::track("1001").wrong_key()).await, "unauthorized", 11);
@@ -548,6 +563,7 @@ async fn both_test_connection(right_key: bool) -> (CliOutput, CliOutput) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_connection_is_identical() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     // Right key: actionbox sums up the result the Node host prints whole.
     let (rust, node) = both_test_connection(true).await;
     assert_eq!(rust.code, 0, "{}\n{}", rust.stdout, rust.stderr);
@@ -583,6 +599,7 @@ async fn test_connection_is_identical() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_failures_carry_the_same_records() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     let failing = Scenario::track("1001").fault(FaultRule::on("/v2/shipments").status(503));
     let e = expect_err(both(failing).await, "upstream", 14);
     assert_eq!(e["val"]["status"], 503, "{e}");
@@ -601,6 +618,7 @@ async fn upstream_failures_carry_the_same_records() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_that_never_answers_is_a_timeout_in_both() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     // wasmtime-wasi-http reports a response that does not start in time as
     // `connection-read-timeout`; preview2-shim uses one Node socket timeout for
     // the whole wait and reports `connection-timeout`. The action turns both
@@ -619,8 +637,9 @@ async fn an_upstream_that_never_answers_is_a_timeout_in_both() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_built_against_contract_0_1_0_is_refused_by_both_hosts() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     prerequisites();
-    let legacy = workspace_root().join("target/legacy-action/legacy_action_0_1_0.wasm");
+    let legacy = actionbox_e2e::legacy_action_path();
     assert!(
         legacy.exists(),
         "{} is missing: run `make test-components`",
@@ -675,6 +694,7 @@ async fn a_component_built_against_contract_0_1_0_is_refused_by_both_hosts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn js_host_unit_tests_pass() {
+    actionbox_e2e::require!(bindings(), JCO_MADE_BY);
     prerequisites();
     let out = tokio::task::spawn_blocking(|| {
         Command::new("node")

@@ -1,0 +1,19 @@
+//! The end-to-end tests, one module per area, in one test binary so
+//! wasmtime is linked once (the pattern of wasmtime's `tests/all/main.rs`).
+//! Run one area with `cargo test -p actionbox-e2e -- <module>::`.
+
+mod artifact_cache;
+mod cli;
+mod config;
+mod connection_reuse;
+mod host_budget;
+mod hostile;
+mod hostile_manifests;
+mod jco;
+mod load;
+mod python_action;
+mod serve;
+mod serve_hostile_clients;
+mod tls;
+mod track_order;
+mod upstream_faults;
