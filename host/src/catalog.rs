@@ -2,20 +2,25 @@
 //! actions checked against what the components offer, the default actions
 //! added, and the operations the assistant platform needs — tool definitions,
 //! session-start runs, invocations and the Test button.
+//!
+//! How a catalog is built from a config (engine, components, admission,
+//! action resolution) is `catalog/load.rs`; this module is what a built
+//! catalog offers.
 
-use crate::config::{ActionConfig, Config, Direction, Execution, IntegrationConfig, KeySource, Phase, Trigger};
+mod load;
+
+use crate::config::{ActionConfig, Direction, Execution, IntegrationConfig, Phase, Trigger};
 use actionbox_runtime::component::ActionComponent;
-use actionbox_runtime::engine::{ActionEngine, EngineOptions, PoolSizing};
+use actionbox_runtime::engine::ActionEngine;
 use actionbox_runtime::error::InvokeError;
 use actionbox_runtime::integration::IntegrationSettings;
 use actionbox_runtime::kinds::IntegrationKind;
 use actionbox_runtime::manifest::MethodSpec;
 use actionbox_runtime::report::InvocationReport;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Pool slots beyond the per-integration bounds: one-shot describes at load
@@ -156,200 +161,7 @@ pub struct SessionStartReport {
     pub skipped: BTreeMap<String, String>,
 }
 
-/// The default actions the components of `integrations` declare, for every
-/// integration that has them on. A name offered by several integrations is
-/// prefixed with the integration's name (`us-store_trackOrder`), cut so the
-/// tool name stays within 64 bytes.
-fn default_actions(integrations: &[LoadedIntegration], file: &str) -> Result<Vec<ActionConfig>> {
-    let on = || integrations.iter().filter(|i| i.config.default_actions);
-    let mut offered: BTreeMap<&str, usize> = BTreeMap::new();
-    for integ in on() {
-        for d in &integ.component.manifest().default_actions {
-            *offered.entry(d.name.as_str()).or_default() += 1;
-        }
-    }
-    let mut actions = Vec::new();
-    for integ in on() {
-        for d in &integ.component.manifest().default_actions {
-            let name = if offered[d.name.as_str()] == 1 {
-                d.name.clone()
-            } else {
-                let room = actionbox_runtime::manifest::MAX_ID_BYTES.saturating_sub(d.name.len() + 1);
-                let prefix: String = integ
-                    .config
-                    .name
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-                    .take(room)
-                    .collect();
-                if prefix.is_empty() {
-                    bail!(
-                        "{file}:{}: integration `{}`: its default action `{}` is also offered by another integration \
-                         and its name leaves no room for a prefix; set default_actions = false on one of them",
-                        integ.config.line,
-                        integ.config.name,
-                        d.name
-                    );
-                }
-                format!("{prefix}_{}", d.name)
-            };
-            actions.push(ActionConfig {
-                name,
-                description: d.description.clone(),
-                integration: integ.config.name.clone(),
-                method: d.method.clone(),
-                execution: d.execution,
-                trigger: d.trigger,
-                parameter_descriptions: d.parameter_descriptions.clone(),
-                parameter_lines: BTreeMap::new(),
-                response_instructions: d.response_instructions.clone(),
-                line: integ.config.line,
-                method_line: integ.config.line,
-            });
-        }
-    }
-    Ok(actions)
-}
-
 impl ActionCatalog {
-    /// Load and check a config file, its components and actions.
-    pub async fn load(path: &Path) -> Result<Self> {
-        Self::load_pooled(path, None).await
-    }
-
-    /// Load the components of a validated config and resolve its actions,
-    /// allocating instances on demand (one-shot commands).
-    pub async fn from_config(config: Config) -> Result<Self> {
-        Self::from_config_pooled(config, None).await
-    }
-
-    /// Like [`ActionCatalog::load`], with a pool of instance slots sized for
-    /// `calls_per_integration` concurrent calls on every integration (plus a
-    /// few for Test and session-start), for long-running servers.
-    pub async fn load_pooled(path: &Path, calls_per_integration: Option<usize>) -> Result<Self> {
-        let config = Config::load(path)?;
-        Self::from_config_pooled(config, calls_per_integration).await
-    }
-
-    /// See [`ActionCatalog::load_pooled`].
-    pub async fn from_config_pooled(config: Config, calls_per_integration: Option<usize>) -> Result<Self> {
-        let max_memory_bytes = config
-            .integrations
-            .iter()
-            .map(|i| i.limits.memory_bytes)
-            .fold(actionbox_runtime::limits::DEFAULT_MEMORY_BYTES, usize::max);
-        let pool = match calls_per_integration {
-            None => None,
-            Some(calls) => {
-                let instances = u32::try_from(calls.saturating_mul(config.integrations.len().max(1)))
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(POOL_SPARE_SLOTS);
-                if instances > actionbox_runtime::engine::MAX_POOL_INSTANCES {
-                    bail!(
-                        "{} integrations × {calls} concurrent calls needs {instances} instance slots, more than the \
-                         {} one host may pool; lower --max-concurrency or split the integrations across hosts",
-                        config.integrations.len(),
-                        actionbox_runtime::engine::MAX_POOL_INSTANCES
-                    );
-                }
-                Some(PoolSizing { instances })
-            }
-        };
-        let engine = ActionEngine::with_options(EngineOptions { max_memory_bytes, pool })?;
-        let file = config.path.display().to_string();
-        let mut components: BTreeMap<PathBuf, Arc<ActionComponent>> = BTreeMap::new();
-        let mut integrations = Vec::new();
-        for integ in &config.integrations {
-            let at = format!("{file}:{}: integration `{}`", integ.line, integ.name);
-            let component = match components.get(&integ.component) {
-                Some(c) => c.clone(),
-                None => {
-                    if !integ.component.exists() {
-                        bail!(
-                            "{at} field `component`: {} does not exist (build it with `make build`)",
-                            integ.component.display()
-                        );
-                    }
-                    let c = Arc::new(engine.load(&integ.component).await.with_context(|| at.clone())?);
-                    components.insert(integ.component.clone(), c.clone());
-                    c
-                }
-            };
-            let manifest = component.manifest();
-            if manifest.integration != integ.kind {
-                bail!(
-                    "{at} field `kind`: `{}` does not match the component, which is a `{}` action",
-                    integ.kind,
-                    actionbox_runtime::error::guest_text(&manifest.integration, 64)
-                );
-            }
-            let kind = config.kinds.admit(manifest).with_context(|| at.clone())?.clone();
-            if let (Some(cred), KeySource::None) = (&manifest.credential, &integ.key_source) {
-                bail!(
-                    "{at}: the action needs a {}; set api_key_env or api_key_file",
-                    cred.name
-                );
-            }
-            integrations.push(LoadedIntegration {
-                config: integ.clone(),
-                component,
-                kind,
-            });
-        }
-
-        let mut configs = config.actions.clone();
-        for default in default_actions(&integrations, &file)? {
-            if configs.iter().any(|a| a.name == default.name) {
-                continue; // a custom action of that name replaces the default
-            }
-            configs.push(default);
-        }
-
-        let mut actions = Vec::new();
-        for action in configs {
-            let index = integrations
-                .iter()
-                .position(|i| i.config.name == action.integration)
-                .ok_or_else(|| anyhow!("{file}:{}: action `{}`: unknown integration", action.line, action.name))?;
-            let manifest = integrations[index].component.manifest();
-            let method = manifest.method(&action.method).cloned().ok_or_else(|| {
-                anyhow!(
-                    "{file}:{}: action `{}` field `method`: the `{}` component offers no method `{}`; it offers: {}",
-                    action.method_line,
-                    action.name,
-                    manifest.integration,
-                    action.method,
-                    manifest.method_list()
-                )
-            })?;
-            for (param, line) in &action.parameter_lines {
-                if !method.params.iter().any(|p| &p.name == param) {
-                    let known: Vec<&str> = method.params.iter().map(|p| p.name.as_str()).collect();
-                    bail!(
-                        "{file}:{line}: action `{}` parameter `{param}`: method {} has no such parameter; it takes: {}",
-                        action.name,
-                        method.display_name,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    );
-                }
-            }
-            actions.push(CatalogAction {
-                config: action,
-                method,
-                integration: index,
-            });
-        }
-        Ok(Self {
-            integrations,
-            actions,
-            _engine: engine,
-        })
-    }
-
     /// Names of the configured integrations.
     pub fn integration_names(&self) -> Vec<String> {
         self.integrations.iter().map(|i| i.config.name.clone()).collect()

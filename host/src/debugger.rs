@@ -15,6 +15,7 @@ use crate::catalog::ActionRun;
 use actionbox_runtime::error::{guest_text, MAX_GUEST_MESSAGE_BYTES};
 use actionbox_runtime::limits::SandboxViolation;
 use actionbox_runtime::outbound::OutboundRecord;
+use actionbox_runtime::report::InvocationReport;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -148,8 +149,18 @@ pub fn trace_json(run: &ActionRun) -> Value {
 
 /// The person-readable trace; every guest-controlled string in it is defused.
 pub fn render_text(run: &ActionRun) -> String {
-    let r = &run.report;
     let mut out = String::new();
+    write_summary(&mut out, run);
+    write_outbound(&mut out, &run.report);
+    write_guest_log(&mut out, &run.report);
+    write_violations(&mut out, &run.report);
+    write_assistant_payload(&mut out, run);
+    out
+}
+
+/// The heading: which action ran where, what it cost, how it ended.
+fn write_summary(out: &mut String, run: &ActionRun) {
+    let r = &run.report;
     let _ = writeln!(out, "Action Debugger: {}", guest_text(&run.action, TEXT_BYTES));
     let _ = writeln!(
         out,
@@ -184,7 +195,10 @@ pub fn render_text(run: &ActionRun) -> String {
             }
         }
     }
+}
 
+/// Each outbound request with its answer, cost and (redacted) headers.
+fn write_outbound(out: &mut String, r: &InvocationReport) {
     let dropped = if r.outbound_dropped > 0 {
         format!(", {} more not recorded", r.outbound_dropped)
     } else {
@@ -212,7 +226,10 @@ pub fn render_text(run: &ActionRun) -> String {
             let _ = writeln!(out, "       {name}: {value}");
         }
     }
+}
 
+/// What the action logged, with the time of each line.
+fn write_guest_log(out: &mut String, r: &InvocationReport) {
     let _ = writeln!(
         out,
         "\nAction log ({} lines{})",
@@ -235,29 +252,35 @@ pub fn render_text(run: &ActionRun) -> String {
             guest_text(&line.message, TEXT_BYTES)
         );
     }
+}
 
-    if !r.violations.is_empty() {
-        let _ = writeln!(out, "\nSandbox");
-        for v in &r.violations {
-            let (label, message) = match v {
-                SandboxViolation::Denied { message } => ("denied", message),
-                SandboxViolation::LimitExceeded { message } => ("limit exceeded", message),
-                SandboxViolation::KeyReflected { message } => ("key reflected by the upstream (scrubbed)", message),
-            };
-            let _ = writeln!(out, "  {label}: {}", guest_text(message, TEXT_BYTES));
-        }
-        if r.violations_dropped > 0 {
-            let _ = writeln!(out, "  … and {} more not kept", r.violations_dropped);
-        }
+/// What the sandbox refused or stopped; nothing when it did neither.
+fn write_violations(out: &mut String, r: &InvocationReport) {
+    if r.violations.is_empty() {
+        return;
     }
+    let _ = writeln!(out, "\nSandbox");
+    for v in &r.violations {
+        let (label, message) = match v {
+            SandboxViolation::Denied { message } => ("denied", message),
+            SandboxViolation::LimitExceeded { message } => ("limit exceeded", message),
+            SandboxViolation::KeyReflected { message } => ("key reflected by the upstream (scrubbed)", message),
+        };
+        let _ = writeln!(out, "  {label}: {}", guest_text(message, TEXT_BYTES));
+    }
+    if r.violations_dropped > 0 {
+        let _ = writeln!(out, "  … and {} more not kept", r.violations_dropped);
+    }
+}
 
+/// The payload the assistant receives, pretty-printed, one line at a time.
+fn write_assistant_payload(out: &mut String, run: &ActionRun) {
     let _ = writeln!(out, "\nWhat the assistant receives");
     let payload = serde_json::to_string_pretty(&run.assistant_payload()).unwrap_or_default();
     // serde_json escapes C0 controls; C1, bidi and separators are left to this.
     for line in payload.lines() {
         let _ = writeln!(out, "  {}", guest_text(line, PAYLOAD_STRING_BYTES));
     }
-    out
 }
 
 #[cfg(test)]

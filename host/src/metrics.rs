@@ -171,106 +171,156 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let Ok(c) = self.counters.lock() else { return out };
-        let _ = writeln!(
-            out,
-            "# HELP actionbox_invocations_total Action invocations by action and outcome."
+        write_invocations(&mut out, &c);
+        write_latency(&mut out, &c);
+        write_outbound(&mut out, &c);
+        write_event_counters(&mut out, &c);
+        write_saturated(&mut out, &c);
+        write_connections_closed(&mut out, &c);
+        write_gauge(
+            &mut out,
+            "actionbox_open_connections",
+            "Client connections open now.",
+            self.open_connections(),
         );
-        let _ = writeln!(out, "# TYPE actionbox_invocations_total counter");
-        for ((action, outcome), n) in &c.invocations {
-            let _ = writeln!(
-                out,
-                "actionbox_invocations_total{{action=\"{}\",outcome=\"{}\"}} {n}",
-                escape(action),
-                escape(outcome)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP actionbox_invocation_duration_seconds Wall-clock time of action invocations."
-        );
-        let _ = writeln!(out, "# TYPE actionbox_invocation_duration_seconds histogram");
-        for (le, n) in BUCKETS.iter().zip(c.buckets.iter()) {
-            let _ = writeln!(out, "actionbox_invocation_duration_seconds_bucket{{le=\"{le}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "actionbox_invocation_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            c.latency_count
-        );
-        let _ = writeln!(out, "actionbox_invocation_duration_seconds_sum {}", c.latency_sum);
-        let _ = writeln!(out, "actionbox_invocation_duration_seconds_count {}", c.latency_count);
-        let _ = writeln!(
-            out,
-            "# HELP actionbox_outbound_requests_total Outbound requests by response status (error = none)."
-        );
-        let _ = writeln!(out, "# TYPE actionbox_outbound_requests_total counter");
-        for (status, n) in &c.outbound {
-            let _ = writeln!(
-                out,
-                "actionbox_outbound_requests_total{{status=\"{}\"}} {n}",
-                escape(status)
-            );
-        }
-        for (name, help, n) in [
-            (
-                "actionbox_timeouts_total",
-                "Invocations stopped at their deadline.",
-                c.timeouts,
-            ),
-            (
-                "actionbox_denials_total",
-                "Capabilities the sandbox refused.",
-                c.denials,
-            ),
-            (
-                "actionbox_limit_breaches_total",
-                "Sandbox limits reached.",
-                c.limit_breaches,
-            ),
-            (
-                "actionbox_keys_reflected_total",
-                "Upstream responses that carried an integration's key back (scrubbed before the action saw them).",
-                c.keys_reflected,
-            ),
-            (
-                "actionbox_unauthenticated_total",
-                "API requests without a valid bearer token.",
-                c.unauthenticated,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {n}");
-        }
-        let _ = writeln!(out, "# HELP actionbox_saturated_total Requests refused with 429 because an integration was at its concurrency bound, by route and integration.");
-        let _ = writeln!(out, "# TYPE actionbox_saturated_total counter");
-        for ((route, integration), n) in &c.saturated {
-            let _ = writeln!(
-                out,
-                "actionbox_saturated_total{{route=\"{route}\",integration=\"{}\"}} {n}",
-                escape(integration)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP actionbox_connections_closed_total Connections the server closed itself, by reason (slow, idle or at shutdown)."
-        );
-        let _ = writeln!(out, "# TYPE actionbox_connections_closed_total counter");
-        for (reason, n) in &c.connections_closed {
-            let _ = writeln!(
-                out,
-                "actionbox_connections_closed_total{{reason=\"{}\"}} {n}",
-                reason.label()
-            );
-        }
-        let _ = writeln!(out, "# HELP actionbox_open_connections Client connections open now.");
-        let _ = writeln!(out, "# TYPE actionbox_open_connections gauge");
-        let _ = writeln!(out, "actionbox_open_connections {}", self.open_connections());
-        let _ = writeln!(out, "# HELP actionbox_in_flight Calls running now.");
-        let _ = writeln!(out, "# TYPE actionbox_in_flight gauge");
-        let _ = writeln!(out, "actionbox_in_flight {}", self.in_flight());
+        write_gauge(&mut out, "actionbox_in_flight", "Calls running now.", self.in_flight());
         out
     }
+}
+
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn write_family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Invocations by action and outcome.
+fn write_invocations(out: &mut String, c: &Counters) {
+    write_family(
+        out,
+        "actionbox_invocations_total",
+        "counter",
+        "Action invocations by action and outcome.",
+    );
+    for ((action, outcome), n) in &c.invocations {
+        let _ = writeln!(
+            out,
+            "actionbox_invocations_total{{action=\"{}\",outcome=\"{}\"}} {n}",
+            escape(action),
+            escape(outcome)
+        );
+    }
+}
+
+/// The latency histogram.
+fn write_latency(out: &mut String, c: &Counters) {
+    write_family(
+        out,
+        "actionbox_invocation_duration_seconds",
+        "histogram",
+        "Wall-clock time of action invocations.",
+    );
+    for (le, n) in BUCKETS.iter().zip(c.buckets.iter()) {
+        let _ = writeln!(out, "actionbox_invocation_duration_seconds_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "actionbox_invocation_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        c.latency_count
+    );
+    let _ = writeln!(out, "actionbox_invocation_duration_seconds_sum {}", c.latency_sum);
+    let _ = writeln!(out, "actionbox_invocation_duration_seconds_count {}", c.latency_count);
+}
+
+/// Outbound requests by response status.
+fn write_outbound(out: &mut String, c: &Counters) {
+    write_family(
+        out,
+        "actionbox_outbound_requests_total",
+        "counter",
+        "Outbound requests by response status (error = none).",
+    );
+    for (status, n) in &c.outbound {
+        let _ = writeln!(
+            out,
+            "actionbox_outbound_requests_total{{status=\"{}\"}} {n}",
+            escape(status)
+        );
+    }
+}
+
+/// The counters without labels: timeouts, sandbox events, refused tokens.
+fn write_event_counters(out: &mut String, c: &Counters) {
+    for (name, help, n) in [
+        (
+            "actionbox_timeouts_total",
+            "Invocations stopped at their deadline.",
+            c.timeouts,
+        ),
+        (
+            "actionbox_denials_total",
+            "Capabilities the sandbox refused.",
+            c.denials,
+        ),
+        (
+            "actionbox_limit_breaches_total",
+            "Sandbox limits reached.",
+            c.limit_breaches,
+        ),
+        (
+            "actionbox_keys_reflected_total",
+            "Upstream responses that carried an integration's key back (scrubbed before the action saw them).",
+            c.keys_reflected,
+        ),
+        (
+            "actionbox_unauthenticated_total",
+            "API requests without a valid bearer token.",
+            c.unauthenticated,
+        ),
+    ] {
+        write_family(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
+}
+
+/// Requests refused for saturation, by route and integration.
+fn write_saturated(out: &mut String, c: &Counters) {
+    write_family(
+        out,
+        "actionbox_saturated_total",
+        "counter",
+        "Requests refused with 429 because an integration was at its concurrency bound, by route and integration.",
+    );
+    for ((route, integration), n) in &c.saturated {
+        let _ = writeln!(
+            out,
+            "actionbox_saturated_total{{route=\"{route}\",integration=\"{}\"}} {n}",
+            escape(integration)
+        );
+    }
+}
+
+/// Connections the server closed itself, by reason.
+fn write_connections_closed(out: &mut String, c: &Counters) {
+    write_family(
+        out,
+        "actionbox_connections_closed_total",
+        "counter",
+        "Connections the server closed itself, by reason (slow, idle or at shutdown).",
+    );
+    for (reason, n) in &c.connections_closed {
+        let _ = writeln!(
+            out,
+            "actionbox_connections_closed_total{{reason=\"{}\"}} {n}",
+            reason.label()
+        );
+    }
+}
+
+/// A gauge and its value now.
+fn write_gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    write_family(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn escape(label: &str) -> String {

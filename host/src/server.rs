@@ -36,29 +36,30 @@
 //! catalog they started with. Shutdown (SIGTERM, Ctrl-C) stops accepting at
 //! once, closes idle and half-sent connections at once, and lets calls in
 //! flight finish — each within its action timeout (≤ 180 s).
+//!
+//! This module holds the server's state, its (re)loading, the router and the
+//! token check; what each route answers is `server/routes.rs`, the listener
+//! and its per-connection bounds `server/connections.rs`.
 
 pub mod connections;
+mod routes;
 
 use crate::catalog::ActionCatalog;
-use crate::config::{Direction, Phase};
+use crate::config::Phase;
 use crate::metrics::Metrics;
-use crate::present::{self, problem, ToolFormat};
-use actionbox_runtime::error::InvokeError;
+use crate::present::problem;
 use anyhow::{Context, Result};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 pub use connections::ConnectionLimits;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore};
 
@@ -66,8 +67,6 @@ use tokio::sync::{OwnedSemaphorePermit, RwLock, Semaphore};
 pub const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
 /// Default per-integration concurrency bound.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
-/// `Retry-After` seconds sent with a 429 for saturation.
-const SATURATED_RETRY_AFTER_SECS: u64 = 1;
 
 /// How the server runs: what it serves and to whom. How connections are
 /// treated is [`ConnectionLimits`], given to [`serve_with`]: those bounds
@@ -182,10 +181,10 @@ async fn load(options: &ServeOptions) -> Result<Loaded> {
 /// is [`metrics_router`], served beside these or on its own listener.
 pub fn router(state: ServeState) -> Router {
     let api = Router::new()
-        .route("/v1/tools", get(tools))
-        .route("/v1/actions/{name}/invoke", post(invoke))
-        .route("/v1/sessions/start", post(session_start))
-        .route("/v1/integrations/{name}/test", post(test_integration))
+        .route("/v1/tools", get(routes::tools))
+        .route("/v1/actions/{name}/invoke", post(routes::invoke))
+        .route("/v1/sessions/start", post(routes::session_start))
+        .route("/v1/integrations/{name}/test", post(routes::test_integration))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -196,7 +195,7 @@ pub fn router(state: ServeState) -> Router {
 
 /// `GET /metrics` alone.
 pub fn metrics_router(state: ServeState) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(state)
+    Router::new().route("/metrics", get(routes::metrics)).with_state(state)
 }
 
 /// Where the server listens.
@@ -323,7 +322,7 @@ async fn require_token(State(state): State<ServeState>, request: Request, next: 
     if let Some(expected) = &state.options.auth_token {
         if !bearer(request.headers()).is_some_and(|given| same_token(given, expected)) {
             state.metrics.unauthorized();
-            let mut response = error_response(
+            let mut response = routes::error_response(
                 StatusCode::UNAUTHORIZED,
                 problem("unauthenticated", "missing or wrong bearer token"),
             );
@@ -334,219 +333,6 @@ async fn require_token(State(state): State<ServeState>, request: Request, next: 
         }
     }
     next.run(request).await
-}
-
-fn error_response(status: StatusCode, error: Value) -> Response {
-    (status, Json(json!({ "error": error }))).into_response()
-}
-
-/// A request body that is not the JSON the route takes, or that did not
-/// arrive within the header-read timeout (408).
-fn bad_body(e: &axum::extract::rejection::JsonRejection, shape: &str) -> Response {
-    if caused_by::<connections::BodyTimeout>(e) {
-        return error_response(StatusCode::REQUEST_TIMEOUT, problem("request-timeout", e.body_text()));
-    }
-    error_response(
-        e.status(),
-        problem("invalid-input", format_args!("{}; send {shape}", e.body_text())),
-    )
-}
-
-/// Whether an error of type `E` is anywhere in `e`'s source chain.
-fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(e), |e| e.source()).any(|e| e.is::<E>())
-}
-
-/// 429 `saturated`: `integration` has `max_concurrency` calls in flight.
-fn saturated(state: &ServeState, route: &'static str, integration: &str) -> Response {
-    state.metrics.saturated(route, integration);
-    let mut response = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        problem(
-            "saturated",
-            format_args!(
-                "integration `{integration}` already has {} calls in flight; retry shortly",
-                state.options.max_concurrency
-            ),
-        ),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(SATURATED_RETRY_AFTER_SECS));
-    response
-}
-
-/// The answer when call slots could not be taken for `route`.
-fn no_slot(state: &ServeState, route: &'static str, why: NoSlot<'_>) -> Response {
-    match why {
-        NoSlot::Saturated(integration) => saturated(state, route, integration),
-        NoSlot::Unknown(integration) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            problem(
-                "host",
-                format_args!(
-                    "integration `{integration}` has no concurrency permits; reload the configuration (SIGHUP)"
-                ),
-            ),
-        ),
-    }
-}
-
-#[derive(Deserialize)]
-struct ToolsQuery {
-    phase: Option<Phase>,
-    direction: Option<Direction>,
-    format: Option<String>,
-}
-
-async fn tools(State(state): State<ServeState>, Query(q): Query<ToolsQuery>) -> Response {
-    let loaded = state.current().await;
-    let tools = loaded.catalog.tools(q.phase, q.direction);
-    match q.format.as_deref().unwrap_or("json").parse::<ToolFormat>() {
-        Ok(format) => Json(present::tools(&tools, format)).into_response(),
-        Err(why) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", why)),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InvokeBody {
-    #[serde(default = "empty_object")]
-    params: Value,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
-
-async fn invoke(
-    State(state): State<ServeState>,
-    UrlPath(name): UrlPath<String>,
-    body: Result<Json<InvokeBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return bad_body(&e, "{\"params\": {…}}"),
-    };
-    let loaded = state.current().await;
-    let Some(action) = loaded.catalog.action(&name) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            problem("unknown-action", format_args!("no action is named `{name}`")),
-        );
-    };
-    let calls = BTreeMap::from([(action.config.integration.as_str(), 1)]);
-    let _slots = match loaded.take_slots(&calls) {
-        Ok(slots) => slots,
-        Err(why) => return no_slot(&state, "invoke", why),
-    };
-    let _in_flight = state.metrics.start();
-    let started = Instant::now();
-    let run = match loaded.catalog.invoke(&name, &body.params).await {
-        Ok(run) => run,
-        Err(e) => {
-            state.metrics.finished(&name, "host", started.elapsed());
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                problem("host", format_args!("{e:#}")),
-            );
-        }
-    };
-    let outcome = run.report.outcome.as_ref().err().map_or("ok", InvokeError::kind);
-    state.metrics.finished(&name, outcome, started.elapsed());
-    state.metrics.record_outbound(&run.report);
-    let status = run
-        .report
-        .outcome
-        .as_ref()
-        .err()
-        .map_or(StatusCode::OK, present::http_status);
-    let mut response = (status, Json(run.assistant_payload())).into_response();
-    if let Err(InvokeError::RateLimited {
-        retry_after_secs: Some(s),
-        ..
-    }) = &run.report.outcome
-    {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*s));
-    }
-    response
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionBody {
-    #[serde(default = "empty_object")]
-    context: Value,
-}
-
-async fn session_start(
-    State(state): State<ServeState>,
-    body: Result<Json<SessionBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return bad_body(&e, "{\"context\": {…}}"),
-    };
-    let loaded = state.current().await;
-    let calls = session_start_calls(&loaded.catalog, &body.context);
-    let _slots = match loaded.take_slots(&calls) {
-        Ok(slots) => slots,
-        Err(why) => return no_slot(&state, "session-start", why),
-    };
-    let _in_flight = state.metrics.start();
-    match loaded.catalog.session_start(&body.context).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", format_args!("{e:#}"))),
-    }
-}
-
-/// How many calls `ActionCatalog::session_start` runs on each integration
-/// for `context` (`ActionCatalog::session_start_runs`); a context that is
-/// not an object runs nothing (the catalog refuses it).
-fn session_start_calls<'a>(catalog: &'a ActionCatalog, context: &'a Value) -> BTreeMap<&'a str, u32> {
-    let mut calls = BTreeMap::new();
-    if let Some(context) = context.as_object() {
-        for a in catalog.session_start_runs(context) {
-            *calls.entry(a.config.integration.as_str()).or_insert(0) += 1;
-        }
-    }
-    calls
-}
-
-async fn test_integration(State(state): State<ServeState>, UrlPath(name): UrlPath<String>) -> Response {
-    let loaded = state.current().await;
-    // An unknown name takes no slot: the catalog answers 404 with the names it knows.
-    let calls = if loaded.permits.contains_key(&name) {
-        BTreeMap::from([(name.as_str(), 1)])
-    } else {
-        BTreeMap::new()
-    };
-    let _slots = match loaded.take_slots(&calls) {
-        Ok(slots) => slots,
-        Err(why) => return no_slot(&state, "test", why),
-    };
-    let _in_flight = state.metrics.start();
-    match loaded.catalog.test_integration(&name).await {
-        Ok((base_url, report)) => match &report.outcome {
-            Ok(v) => Json(json!({ "ok": true, "message": v.get("message"), "base_url": base_url, "elapsed_ms": report.elapsed_ms }))
-                .into_response(),
-            Err(e) => (present::http_status(e), Json(json!({ "ok": false, "error": present::error(e), "base_url": base_url }))).into_response(),
-        },
-        Err(e) => error_response(StatusCode::NOT_FOUND, problem("unknown-integration", format_args!("{e:#}"))),
-    }
-}
-
-async fn metrics(State(state): State<ServeState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

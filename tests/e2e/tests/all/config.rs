@@ -180,6 +180,51 @@ async fn default_track_order_action_is_added() {
     assert!(t.response_instructions.is_some());
 }
 
+/// `integration()` renamed to `name`.
+fn named_integration(name: &str) -> String {
+    integration("https://api.shipstation.com").replace("name = \"shop\"", &format!("name = {name:?}"))
+}
+
+/// Two integrations offering the same default get it under prefixed names;
+/// two whose prefixed names would be one tool are refused at load, so no
+/// integration's default can answer to another's tool name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_offered_twice_is_prefixed_and_a_clash_is_refused() {
+    let path = write(
+        "defaults-two",
+        &(named_integration("us") + "\n" + &named_integration("eu-west")),
+    );
+    let catalog = ActionCatalog::load(&path).await.expect("loads");
+    let mut names: Vec<String> = catalog.tools(None, None).into_iter().map(|t| t.name).collect();
+    names.sort();
+    assert_eq!(names, ["eu-west_trackOrder", "us_trackOrder"]);
+
+    let path = write(
+        "defaults-clash",
+        &(named_integration("us store") + "\n" + &named_integration("us_store")),
+    );
+    let error = match ActionCatalog::load(&path).await {
+        Ok(_) => panic!("two defaults named us_store_trackOrder loaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        error.contains(
+            "default action `us_store_trackOrder` has the same tool name as a default action of integration `us store`"
+        ),
+        "{error}"
+    );
+    // The operator's own action of that name settles it.
+    let custom = "\n[[action]]\nname = \"us_store_trackOrder\"\nintegration = \"us_store\"\nmethod = \"trackOrder\"\n";
+    let path = write(
+        "defaults-clash-custom",
+        &(named_integration("us store") + "\n" + &named_integration("us_store") + custom),
+    );
+    let catalog = ActionCatalog::load(&path).await.expect("a custom action replaces both");
+    let tools = catalog.tools(None, None);
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].integration, "us_store");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tools_are_filtered_by_phase_and_direction_for_every_combination() {
     let executions = [

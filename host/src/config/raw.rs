@@ -1,0 +1,414 @@
+//! `actionbox.toml` as written — the serde shapes, strict (an unknown key is
+//! an error) — and their validation into the types of `config.rs`, one
+//! function per table: `[[kind]]`, `[[integration]]` with its `limits`, and
+//! `[[action]]`. Every error is located (`file:line:`) and names the field,
+//! the bad value (never a key) and what is allowed.
+//!
+//! The shapes and their checks share this file (about 400 lines) because the
+//! checks consume the shapes' private fields: a new field changes both.
+
+use super::limits::RawLimits;
+use super::{ActionConfig, Config, Execution, IntegrationConfig, KeySource, Trigger};
+use actionbox_runtime::deadline::ActionTimeout;
+use actionbox_runtime::kinds::{IntegrationKind, KindCredential, KindRegistry};
+use actionbox_runtime::outbound::{BaseUrl, CredentialHeader};
+use anyhow::{anyhow, Result};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The whole file, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, rename = "kind")]
+    kinds: Vec<Spanned<RawKind>>,
+    #[serde(default, rename = "integration")]
+    integrations: Vec<Spanned<RawIntegration>>,
+    #[serde(default, rename = "action")]
+    actions: Vec<Spanned<RawAction>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKind {
+    name: Spanned<String>,
+    base_url: Spanned<String>,
+    credential_header: Option<Spanned<String>>,
+    credential_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntegration {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    component: Spanned<String>,
+    api_key_env: Option<Spanned<String>>,
+    api_key_file: Option<Spanned<String>>,
+    /// Accepted by the parser only to refuse it with a clear message (and
+    /// without ever echoing the value).
+    api_key: Option<Spanned<toml::Value>>,
+    timeout: Option<Spanned<u64>>,
+    base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default = "yes")]
+    default_actions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    name: Spanned<String>,
+    description: Option<String>,
+    integration: Spanned<String>,
+    method: Spanned<String>,
+    #[serde(default)]
+    execution: Execution,
+    #[serde(default)]
+    trigger: Trigger,
+    #[serde(default)]
+    parameters: BTreeMap<String, Spanned<RawParameter>>,
+    response_instructions: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParameter {
+    description: String,
+}
+
+/// A located error: `file:line: message`.
+pub(super) struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Self {
+        Self { path, text }
+    }
+
+    /// 1-based line of byte offset `at`.
+    pub(super) fn line(&self, at: usize) -> usize {
+        self.text[..at.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
+    }
+
+    pub(super) fn error(&self, line: usize, message: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!("{}:{line}: {message}", self.path.display())
+    }
+}
+
+/// Validate config `text` that came from `path`: [`Config::parse`].
+pub(super) fn parse(text: &str, path: &Path) -> Result<Config> {
+    let at = Locator::new(path, text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| at.line(s.start));
+        let msg = e.message().to_string();
+        at.error(line, msg)
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let kinds = declare_kinds(raw.kinds, &at)?;
+    let mut integrations = Vec::new();
+    let mut names = BTreeSet::new();
+    for spanned in raw.integrations {
+        let line = at.line(spanned.span().start);
+        integrations.push(spanned.into_inner().resolve(line, &at, &base_dir, &mut names)?);
+    }
+    let mut actions = Vec::new();
+    let mut action_names = BTreeSet::new();
+    for spanned in raw.actions {
+        let line = at.line(spanned.span().start);
+        actions.push(spanned.into_inner().resolve(line, &at, &names, &mut action_names)?);
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        integrations,
+        actions,
+        kinds,
+    })
+}
+
+/// A relative path in the file resolves against the file's directory.
+fn resolve_path(base_dir: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        base_dir.join(p)
+    }
+}
+
+/// The built-in kinds plus every `[[kind]]`, in file order.
+fn declare_kinds(raws: Vec<Spanned<RawKind>>, at: &Locator<'_>) -> Result<KindRegistry> {
+    let mut kinds = KindRegistry::builtin();
+    for spanned in raws {
+        let line = at.line(spanned.span().start);
+        let kind = spanned.into_inner().resolve(line, at)?;
+        kinds.declare(kind).map_err(|e| at.error(line, format!("{e:#}")))?;
+    }
+    Ok(kinds)
+}
+
+impl RawKind {
+    /// This `[[kind]]` (its header on `line`), checked: the operator's word on
+    /// where the kind's key may go.
+    fn resolve(self, line: usize, at: &Locator<'_>) -> Result<IntegrationKind> {
+        let name = self.name.get_ref().trim().to_string();
+        if !actionbox_runtime::manifest::is_identifier(&name) {
+            return Err(at.error(
+                at.line(self.name.span().start),
+                format!("kind field `name`: `{name}` is not a kind id; use 1-64 letters, digits, `_` or `-`"),
+            ));
+        }
+        let base_url = BaseUrl::parse(self.base_url.get_ref()).map_err(|e| {
+            at.error(
+                at.line(self.base_url.span().start),
+                format!("kind `{name}` field `base_url`: {e:#}"),
+            )
+        })?;
+        let credential = match &self.credential_header {
+            Some(h) => Some(KindCredential {
+                header: CredentialHeader::new(h.get_ref()).map_err(|e| {
+                    at.error(
+                        at.line(h.span().start),
+                        format!("kind `{name}` field `credential_header`: {e:#}"),
+                    )
+                })?,
+                name: self.credential_name.unwrap_or_else(|| format!("{name} API key")),
+                default_env: None,
+            }),
+            None => None,
+        };
+        Ok(IntegrationKind {
+            name,
+            base_url,
+            credential,
+            declared_at: Some(format!("{}:{line}", at.path.display())),
+        })
+    }
+}
+
+impl RawIntegration {
+    /// This `[[integration]]` (its header on `line`), checked; its name is
+    /// added to `names`, the integrations seen so far.
+    fn resolve(
+        self,
+        line: usize,
+        at: &Locator<'_>,
+        base_dir: &Path,
+        names: &mut BTreeSet<String>,
+    ) -> Result<IntegrationConfig> {
+        let name = self.name.get_ref().trim().to_string();
+        let name_line = at.line(self.name.span().start);
+        if name.is_empty() {
+            return Err(at.error(name_line, "integration field `name` is empty; give it a unique name"));
+        }
+        if !names.insert(name.clone()) {
+            return Err(at.error(
+                name_line,
+                format!("integration field `name`: `{name}` is used twice; names must be unique"),
+            ));
+        }
+        let key_source = self.key_source(&name, at, base_dir)?;
+        let timeout = self.call_timeout(&name, at)?;
+        let base_url = self.operator_base_url(&name, at)?;
+        let limits = self.limits.resolve(at, &name)?;
+        let kind = self.kind.get_ref().trim().to_string();
+        if kind.is_empty() {
+            return Err(at.error(
+                at.line(self.kind.span().start),
+                format!("integration `{name}` field `kind` is empty"),
+            ));
+        }
+        Ok(IntegrationConfig {
+            name,
+            kind,
+            component: resolve_path(base_dir, self.component.get_ref()),
+            key_source,
+            timeout,
+            base_url,
+            limits,
+            default_actions: self.default_actions,
+            line,
+        })
+    }
+
+    /// Where integration `name`'s key comes from: the name of a variable or
+    /// a file, never the key itself (an inline `api_key` is refused without
+    /// echoing it).
+    fn key_source(&self, name: &str, at: &Locator<'_>, base_dir: &Path) -> Result<KeySource> {
+        if let Some(k) = &self.api_key {
+            return Err(at.error(
+                at.line(k.span().start),
+                format!(
+                    "integration `{name}` field `api_key`: keys are never written in the config file; \
+                     use api_key_env = \"VAR\" or api_key_file = \"/path/to/key\""
+                ),
+            ));
+        }
+        match (&self.api_key_env, &self.api_key_file) {
+            (Some(_), Some(f)) => Err(at.error(
+                at.line(f.span().start),
+                format!("integration `{name}`: give api_key_env or api_key_file, not both"),
+            )),
+            (Some(env), None) => {
+                let var = env.get_ref().trim();
+                if !actionbox_runtime::secret::is_env_var_name(var) {
+                    return Err(at.error(
+                        at.line(env.span().start),
+                        format!(
+                            "integration `{name}` field `api_key_env`: the value is not an environment variable \
+                             name (letters, digits and `_`, not starting with a digit; not shown, in case it is \
+                             a key); write the variable's NAME, never the key"
+                        ),
+                    ));
+                }
+                Ok(KeySource::Env(var.to_string()))
+            }
+            (None, Some(file)) => Ok(KeySource::File(resolve_path(base_dir, file.get_ref()))),
+            (None, None) => Ok(KeySource::None),
+        }
+    }
+
+    /// `timeout`, or the default.
+    fn call_timeout(&self, name: &str, at: &Locator<'_>) -> Result<ActionTimeout> {
+        match &self.timeout {
+            Some(t) => ActionTimeout::from_secs(*t.get_ref()).map_err(|e| {
+                at.error(
+                    at.line(t.span().start),
+                    format!("integration `{name}` field `timeout`: {e}"),
+                )
+            }),
+            None => Ok(ActionTimeout::default()),
+        }
+    }
+
+    /// `base_url`, if the operator set one (`None` = the kind's).
+    fn operator_base_url(&self, name: &str, at: &Locator<'_>) -> Result<Option<BaseUrl>> {
+        self.base_url
+            .as_ref()
+            .map(|u| {
+                BaseUrl::parse(u.get_ref()).map_err(|e| {
+                    at.error(
+                        at.line(u.span().start),
+                        format!("integration `{name}` field `base_url`: {e:#}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+impl RawAction {
+    /// This `[[action]]` (on `line`), checked against `integrations` (the
+    /// configured names); its name is added to `action_names`. Its method and
+    /// parameters are checked later, against the loaded component.
+    fn resolve(
+        self,
+        line: usize,
+        at: &Locator<'_>,
+        integrations: &BTreeSet<String>,
+        action_names: &mut BTreeSet<String>,
+    ) -> Result<ActionConfig> {
+        let name = self.tool_name(at, action_names)?;
+        let integration = self.integration_name(&name, at, integrations)?;
+        if self.description.as_deref().is_some_and(|d| d.trim().is_empty()) {
+            return Err(at.error(
+                line,
+                format!("action `{name}` field `description` is empty; remove it or describe the action"),
+            ));
+        }
+        let (parameter_descriptions, parameter_lines) = parameter_overrides(&name, self.parameters, at)?;
+        Ok(ActionConfig {
+            name,
+            description: self.description,
+            integration,
+            method: self.method.get_ref().clone(),
+            execution: self.execution,
+            trigger: self.trigger,
+            parameter_descriptions,
+            parameter_lines,
+            response_instructions: self.response_instructions.filter(|r| !r.trim().is_empty()),
+            line,
+            method_line: at.line(self.method.span().start),
+        })
+    }
+
+    /// `name`: a valid tool name not used by an earlier action.
+    fn tool_name(&self, at: &Locator<'_>, action_names: &mut BTreeSet<String>) -> Result<String> {
+        let name = self.name.get_ref().clone();
+        let name_line = at.line(self.name.span().start);
+        if !actionbox_runtime::manifest::is_identifier(&name) {
+            return Err(at.error(
+                name_line,
+                format!("action field `name`: `{name}` is not a valid tool name; use 1-64 letters, digits, `_` or `-`"),
+            ));
+        }
+        if !action_names.insert(name.clone()) {
+            return Err(at.error(
+                name_line,
+                format!("action field `name`: `{name}` is used twice; names must be unique"),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// `integration`: one of the configured `integrations`.
+    fn integration_name(&self, name: &str, at: &Locator<'_>, integrations: &BTreeSet<String>) -> Result<String> {
+        let integration = self.integration.get_ref().clone();
+        if !integrations.contains(&integration) {
+            let known: Vec<&str> = integrations.iter().map(String::as_str).collect();
+            return Err(at.error(
+                at.line(self.integration.span().start),
+                format!(
+                    "action `{name}` field `integration`: no integration is named `{integration}`; configured: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+        Ok(integration)
+    }
+}
+
+/// Parameter name → description, and parameter name → line.
+type ParameterOverrides = (BTreeMap<String, String>, BTreeMap<String, usize>);
+
+/// The `parameters.<name>.description` overrides of action `action`, with the
+/// line of each (for errors found once the component is loaded); none may be
+/// empty.
+fn parameter_overrides(
+    action: &str,
+    parameters: BTreeMap<String, Spanned<RawParameter>>,
+    at: &Locator<'_>,
+) -> Result<ParameterOverrides> {
+    let mut descriptions = BTreeMap::new();
+    let mut lines = BTreeMap::new();
+    for (param, p) in parameters {
+        let pline = at.line(p.span().start);
+        let description = p.into_inner().description;
+        if description.trim().is_empty() {
+            return Err(at.error(
+                pline,
+                format!("action `{action}` parameter `{param}`: `description` is empty"),
+            ));
+        }
+        descriptions.insert(param.clone(), description);
+        lines.insert(param, pline);
+    }
+    Ok((descriptions, lines))
+}
