@@ -527,7 +527,7 @@ fn parse_params(text: &str) -> Result<serde_json::Value> {
 async fn load(path: &Path) -> Result<ActionComponent> {
     if !path.exists() {
         bail!(
-            "component {} does not exist (build it with `make build`, which writes target/wasm32-wasip2/release/shipstation.wasm)",
+            "component {} does not exist (check the path; `make build` builds this repository's actions into target/wasm32-wasip2/release/)",
             path.display()
         );
     }

@@ -11,8 +11,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::fmt;
 use std::path::Path;
 
-/// Environment variable the CLI reads the ShipStation key from when no file is given.
-pub const API_KEY_ENV: &str = "SHIPSTATION_API_KEY";
 
 /// Largest API key file accepted, in bytes. A key is a few dozen bytes; the
 /// cap keeps a mistaken path (a log, `/dev/zero` behind a regular name, a
@@ -80,7 +78,7 @@ impl ApiKey {
             bail!(
                 "the value given is not an environment variable name (letters, digits and `_`, not starting with \
                  a digit, at most {MAX_ENV_VAR_NAME_BYTES} bytes; not shown, in case it is the key itself); give \
-                 the name of the variable that holds the key, e.g. {API_KEY_ENV}"
+                 the name of the variable that holds the key, e.g. MY_API_KEY"
             );
         }
         match std::env::var(var) {
