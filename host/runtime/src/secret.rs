@@ -11,7 +11,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::fmt;
 use std::path::Path;
 
-
 /// Largest API key file accepted, in bytes. A key is a few dozen bytes; the
 /// cap keeps a mistaken path (a log, `/dev/zero` behind a regular name, a
 /// file that keeps growing) from being read into memory whole.
