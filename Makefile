@@ -64,9 +64,9 @@ GUEST_PROFILE := CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_OPT_LEVEL=
 WASM_DIR          := target/$(WASM_TARGET)/release
 HOSTILE_OUT       := target/hostile-guest
 HOSTILE_MANIFESTS := target/hostile-manifests
-HOSTILE_MANIFEST_VARIANTS := foreign-base-url private-default reflected-header unknown-kind-reflected-header \
-	describe-loop describe-panic huge-manifest many-methods escape-sequences \
-	many-default-actions default-action-unknown-method default-action-huge-instructions default-action-bad-name
+# One attack per cargo feature of tests/hostile-manifest (its [features] table is
+# the list; tests/e2e/build.rs reads the same table).
+HOSTILE_MANIFEST_VARIANTS := $(shell sed -n '/^\[features\]/,/^\[/{s/^\([a-z0-9-]*\) *= *\[\].*/\1/p}' tests/hostile-manifest/Cargo.toml)
 
 component: setup
 	$(GUEST_PROFILE) $(CARGO) build --release -p shipstation -p hostile-guest --target $(WASM_TARGET)

@@ -12,7 +12,8 @@
 //!   own target directory, so it never waits on the lock this build holds).
 //!
 //! Either way the directory reaches the tests as `ACTIONBOX_TEST_COMPONENTS`,
-//! laid out like `target/`: `wasm32-wasip2/release/*.wasm`,
+//! and the hostile-manifest features as `ACTIONBOX_HOSTILE_MANIFEST_VARIANTS`;
+//! the directory is laid out like `target/`: `wasm32-wasip2/release/*.wasm`,
 //! `hostile-manifests/<feature>.wasm`, `legacy-action/legacy_action_0_1_0.wasm`.
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,17 @@ fn main() {
         .canonicalize()
         .expect("the workspace root exists");
     println!("cargo:rerun-if-env-changed=ACTIONBOX_PREBUILT_COMPONENTS");
+    // The attack variants, one cargo feature each: the tests iterate these,
+    // so a new feature is tested without a second list to keep in step.
+    let variants = hostile_manifest_features(&root);
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("tests/hostile-manifest/Cargo.toml").display()
+    );
+    println!(
+        "cargo:rustc-env=ACTIONBOX_HOSTILE_MANIFEST_VARIANTS={}",
+        variants.join(",")
+    );
     if std::env::var_os("ACTIONBOX_PREBUILT_COMPONENTS").is_some() {
         println!(
             "cargo:rustc-env=ACTIONBOX_TEST_COMPONENTS={}",
@@ -56,7 +68,7 @@ fn main() {
         &release.join("legacy_action.wasm"),
         &out.join("legacy-action/legacy_action_0_1_0.wasm"),
     );
-    for feature in std::iter::once("default".to_string()).chain(hostile_manifest_features(&root)) {
+    for feature in std::iter::once("default".to_string()).chain(variants) {
         let mut args = vec!["-p", "hostile-manifest"];
         if feature != "default" {
             args.extend(["--features", feature.as_str()]);

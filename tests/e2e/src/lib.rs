@@ -235,23 +235,15 @@ pub fn hostile_two_memories_path() -> PathBuf {
     workspace_root().join("target/hostile-guest/hostile_two_memories.wasm")
 }
 
-/// The hostile-manifest variants (`tests/hostile-manifest`, one cargo feature
-/// each), as `make build` names them under `target/hostile-manifests/`.
-pub const HOSTILE_MANIFEST_VARIANTS: &[&str] = &[
-    "foreign-base-url",
-    "private-default",
-    "reflected-header",
-    "unknown-kind-reflected-header",
-    "describe-loop",
-    "describe-panic",
-    "huge-manifest",
-    "many-methods",
-    "escape-sequences",
-    "many-default-actions",
-    "default-action-unknown-method",
-    "default-action-huge-instructions",
-    "default-action-bad-name",
-];
+/// The hostile-manifest variants: the cargo features of
+/// `tests/hostile-manifest/Cargo.toml` (read by build.rs), each built as
+/// `hostile-manifests/<feature>.wasm` under [`components_dir`].
+pub fn hostile_manifest_variants() -> Vec<&'static str> {
+    env!("ACTIONBOX_HOSTILE_MANIFEST_VARIANTS")
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .collect()
+}
 
 /// `target/hostile-manifests/<variant>.wasm`; `default` is the valid one.
 pub fn hostile_manifest_path(variant: &str) -> PathBuf {

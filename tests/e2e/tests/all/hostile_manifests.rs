@@ -8,7 +8,7 @@
 
 use actionbox_e2e::{
     hostile_manifest_path, run_actionbox_bounded, run_actionbox_bounded_with_input, write_config, BoundedRun,
-    ServeProcess, HOSTILE_MANIFEST_VARIANTS,
+    ServeProcess,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -208,8 +208,13 @@ async fn refusal_problems_of(variant: String) -> Vec<String> {
 async fn every_hostile_manifest_is_refused_cleanly_by_every_command() {
     // Two variants at a time: describe-loop holds its commands for the
     // describe timeout, and the machine may have two cores.
+    let variants = actionbox_e2e::hostile_manifest_variants();
+    assert!(
+        variants.len() >= 13,
+        "tests/hostile-manifest lost its attack features: {variants:?}"
+    );
     let mut problems = Vec::new();
-    for pair in HOSTILE_MANIFEST_VARIANTS.chunks(2) {
+    for pair in variants.chunks(2) {
         let tasks: Vec<_> = pair
             .iter()
             .map(|variant| tokio::spawn(refusal_problems_of(variant.to_string())))
@@ -222,7 +227,7 @@ async fn every_hostile_manifest_is_refused_cleanly_by_every_command() {
         problems.is_empty(),
         "{} problems in {} refusals:\n{}",
         problems.len(),
-        HOSTILE_MANIFEST_VARIANTS.len() * 4,
+        variants.len() * 4,
         problems.join("\n")
     );
 }
