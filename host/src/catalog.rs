@@ -9,6 +9,8 @@
 
 mod load;
 
+pub use load::{ComponentSource, FileComponents};
+
 use crate::config::{ActionConfig, Direction, Execution, IntegrationConfig, Phase, Trigger};
 use actionbox_runtime::component::ActionComponent;
 use actionbox_runtime::engine::ActionEngine;
@@ -61,7 +63,9 @@ struct LoadedIntegration {
 pub struct ActionCatalog {
     integrations: Vec<LoadedIntegration>,
     actions: Vec<CatalogAction>,
-    _engine: ActionEngine,
+    /// The engine a config file's catalog owns; `None` when the components
+    /// come from a shared registry (workspaces) that owns it.
+    _engine: Option<ActionEngine>,
 }
 
 /// An LLM tool definition for one action.

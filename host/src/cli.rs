@@ -7,6 +7,7 @@
 //! may go) is `cli/integration_settings.rs`.
 
 mod integration_settings;
+mod store;
 
 use crate::catalog::ActionCatalog;
 use crate::config::{Direction, Phase};
@@ -125,7 +126,18 @@ enum Command {
     /// session start and Test answer 429 when an integration already has
     /// --max-concurrency calls in flight. SIGTERM or Ctrl-C stops accepting,
     /// closes idle connections and lets calls in flight finish; SIGHUP reloads.
+    ///
+    /// With --store (or when no --config is given) it serves many merchants'
+    /// workspaces from a store instead: the admin API for the operator
+    /// (ACTIONBOX_OPERATOR_TOKEN) and each workspace's routes for its tokens;
+    /// API keys are sealed under ACTIONBOX_MASTER_KEY_FILE.
     Serve(ServeArgs),
+    /// The workspace store's master key: create one, or rotate to a new one.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Move a workspace to or from an actionbox.toml.
+    #[command(subcommand)]
+    Workspace(store::WorkspaceCommand),
     /// Serve the configured interaction actions as an MCP server over stdio.
     Mcp {
         #[command(flatten)]
@@ -184,8 +196,13 @@ impl From<ToolFormat> for crate::present::ToolFormat {
 /// `actionbox serve`'s options.
 #[derive(Debug, Args)]
 struct ServeArgs {
+    /// Serve this config file (SIGHUP reloads it) instead of a store.
+    #[arg(long, env = "ACTIONBOX_CONFIG", value_name = "FILE", conflicts_with = "store")]
+    config: Option<PathBuf>,
     #[command(flatten)]
-    config: ConfigArg,
+    store: store::StoreArg,
+    #[command(flatten)]
+    store_serve: store::StoreServeArgs,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: std::net::SocketAddr,
@@ -312,6 +329,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => debug(&config, &action, &params, json).await,
         Command::Serve(args) => serve(args).await,
+        Command::Store(command) => store::store_command(command).await,
+        Command::Workspace(command) => store::workspace_command(command).await,
         Command::Mcp { config } => {
             crate::mcp::run_stdio(&config.config).await?;
             Ok(ExitCode::SUCCESS)
@@ -431,7 +450,6 @@ fn auth_token(args: &ServeArgs) -> Result<Option<String>> {
 
 /// `actionbox serve`: the platform HTTP API until SIGTERM or Ctrl-C.
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let auth_token = auth_token(&args)?;
     if args.max_concurrency == 0 {
         bail!("--max-concurrency must be at least 1");
     }
@@ -441,12 +459,65 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         max_connections: args.max_connections,
     };
     limits.check()?;
+    let Some(config) = args.config.clone() else {
+        return serve_store(args, limits).await;
+    };
+    let auth_token = auth_token(&args)?;
     let options = crate::server::ServeOptions {
-        config: args.config.config,
+        config,
         auth_token,
         max_concurrency: args.max_concurrency,
     };
     let state = crate::server::ServeState::new(options).await?;
+    let (api, metrics) = listeners(&args).await?;
+    eprintln!(
+        "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
+        api.local_addr()?
+    );
+    if let Some(metrics) = &metrics {
+        eprintln!("actionbox metrics on http://{}/metrics", metrics.local_addr()?);
+    }
+    let listeners = crate::server::Listeners { api, metrics };
+    crate::server::serve_with(state, listeners, limits, shutdown_signal()).await?;
+    eprintln!("actionbox stopped after draining in-flight calls");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `actionbox serve --store`: the workspaces of a store.
+async fn serve_store(args: ServeArgs, limits: crate::server::ConnectionLimits) -> Result<ExitCode> {
+    if args.no_auth {
+        bail!(
+            "--no-auth is for --config only; a store server always needs {}",
+            store::OPERATOR_TOKEN_ENV
+        );
+    }
+    let operator_token = store::operator_token()?;
+    let url = args.store.url()?;
+    let workspaces = store::workspaces(&url, &args.store_serve, Some(args.max_concurrency)).await?;
+    let state =
+        crate::server::workspace_api::WorkspaceServeState::new(workspaces, operator_token, args.max_concurrency);
+    let routers = crate::server::Routers {
+        api: crate::server::workspace_api::router(state.clone()),
+        metrics: crate::server::workspace_api::metrics_router(state.clone()),
+        counters: state.metrics.clone(),
+    };
+    let (api, metrics) = listeners(&args).await?;
+    eprintln!(
+        "actionbox serving the workspaces of {} on http://{} (Ctrl-C or SIGTERM to stop)",
+        store::shown_store(&url),
+        api.local_addr()?
+    );
+    if let Some(metrics) = &metrics {
+        eprintln!("actionbox metrics on http://{}/metrics", metrics.local_addr()?);
+    }
+    let listeners = crate::server::Listeners { api, metrics };
+    crate::server::serve_routers(routers, listeners, limits, shutdown_signal()).await?;
+    eprintln!("actionbox stopped after draining in-flight calls");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API listener and, with --metrics-listen, the metrics one.
+async fn listeners(args: &ServeArgs) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
     let listen = args.listen;
     let api = tokio::net::TcpListener::bind(listen)
         .await
@@ -459,17 +530,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    eprintln!(
-        "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
-        api.local_addr()?
-    );
-    if let Some(metrics) = &metrics {
-        eprintln!("actionbox metrics on http://{}/metrics", metrics.local_addr()?);
-    }
-    let listeners = crate::server::Listeners { api, metrics };
-    crate::server::serve_with(state, listeners, limits, shutdown_signal()).await?;
-    eprintln!("actionbox stopped after draining in-flight calls");
-    Ok(ExitCode::SUCCESS)
+    Ok((api, metrics))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

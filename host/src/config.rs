@@ -91,12 +91,15 @@ impl Direction {
 }
 
 /// Where an integration's key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum KeySource {
     /// An environment variable.
     Env(String),
     /// A file (e.g. a mounted secret); whitespace around the key is dropped.
     File(PathBuf),
+    /// A workspace's key from the store, unsealed when the workspace was
+    /// loaded (`workspaces/`); a workspace can name no variable or file.
+    Stored(ApiKey),
     /// No key (an action that needs none).
     None,
 }
@@ -114,9 +117,55 @@ impl KeySource {
             KeySource::File(path) => {
                 ApiKey::from_file(path).map(Some).with_context(|| format!("integration `{integration}` (api_key_file)"))
             }
+            KeySource::Stored(key) => Ok(Some(key.clone())),
             KeySource::None => Ok(None),
         }
     }
+}
+
+/// Which component an integration runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ComponentRef {
+    /// A file (config files), resolved against the config file's directory.
+    Path(PathBuf),
+    /// A component registered in the workspace store, by the lower-case hex
+    /// SHA-256 of its bytes (written `sha256:<hex>`).
+    Registered(String),
+}
+
+impl std::fmt::Display for ComponentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentRef::Path(p) => write!(f, "{}", p.display()),
+            ComponentRef::Registered(sha) => write!(f, "sha256:{sha}"),
+        }
+    }
+}
+
+/// Where a config came from; errors are located by it.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    /// An `actionbox.toml` (errors say `file:line:`).
+    File(PathBuf),
+    /// A workspace of the store (errors name the field alone: the admin API
+    /// and `workspace import` answer the request that caused them).
+    Workspace(String),
+}
+
+/// What the operator allows a workspace's config (`serve --store`): a
+/// workspace is written by a merchant's admin, so everything that decides
+/// where a key may go or how much the host reserves is the operator's.
+#[derive(Debug, Clone)]
+pub struct WorkspaceRules {
+    /// The kinds workspaces may use: built in, plus the operator's own.
+    pub kinds: KindRegistry,
+    /// Whether a base URL may name a non-public address (loopback, private,
+    /// link-local). Off by default: a merchant's base URL pointing inside the
+    /// platform's network would make the host a proxy into it.
+    pub allow_private_base_urls: bool,
+    /// The largest `limits.memory_mib` a workspace may set, in bytes: the
+    /// shared engine reserves this much per instance slot.
+    pub max_memory_bytes: usize,
 }
 
 /// One `[[integration]]`, validated.
@@ -126,8 +175,8 @@ pub struct IntegrationConfig {
     pub name: String,
     /// Kind of integration; must match the component's manifest (`shipstation`).
     pub kind: String,
-    /// The action component, resolved against the config file's directory.
-    pub component: PathBuf,
+    /// The action component.
+    pub component: ComponentRef,
     /// Where the API key comes from.
     pub key_source: KeySource,
     /// Call timeout (10–180 s).
@@ -175,8 +224,8 @@ pub struct ActionConfig {
 /// The whole file, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The file it came from.
-    pub path: PathBuf,
+    /// The file (or workspace) it came from.
+    pub origin: ConfigOrigin,
     /// Integrations in file order.
     pub integrations: Vec<IntegrationConfig>,
     /// Custom actions in file order (default actions are added when components load).
@@ -200,7 +249,24 @@ impl Config {
     /// Validate config `text` that came from `path` (relative component and
     /// key file paths resolve against its directory).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        raw::parse(text, path)
+        raw::parse(text, raw::Source::File(path))
+    }
+
+    /// Validate a workspace's config `text` (what the store holds, written as
+    /// `actionbox.toml`) under the operator's `rules`: the same checks as a
+    /// file, and no `[[kind]]`, key variable or key file, component path or
+    /// base URL the rules do not allow.
+    pub fn parse_workspace(text: &str, workspace: &str, rules: &WorkspaceRules) -> Result<Self> {
+        raw::parse(text, raw::Source::Workspace { id: workspace, rules })
+    }
+
+    /// Where line `line` of this config is, for messages: `file:line` or
+    /// `workspace `id``.
+    pub fn at(&self, line: usize) -> String {
+        match &self.origin {
+            ConfigOrigin::File(path) => format!("{}:{line}", path.display()),
+            ConfigOrigin::Workspace(id) => format!("workspace `{id}`"),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod present;
 pub mod server;
+pub mod workspaces;
 
 pub use catalog::{ActionCatalog, ActionRun, ToolDefinition};
 pub use config::Config;

@@ -43,6 +43,7 @@
 
 pub mod connections;
 mod routes;
+pub mod workspace_api;
 
 use crate::catalog::ActionCatalog;
 use crate::config::Phase;
@@ -232,6 +233,38 @@ pub async fn serve_with(
 ) -> Result<()> {
     limits.check()?;
     let reloader = reload_on_sighup(state.clone());
+    let routers = Routers {
+        api: router(state.clone()),
+        metrics: metrics_router(state.clone()),
+        counters: state.metrics.clone(),
+    };
+    let served = serve_routers(routers, listeners, limits, shutdown).await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
+    served
+}
+
+/// What a server answers: its API, its `/metrics`, and the counters its
+/// listeners update.
+pub struct Routers {
+    /// `/healthz` and `/v1/*`.
+    pub api: Router,
+    /// `/metrics`.
+    pub metrics: Router,
+    /// The counters connections are counted in.
+    pub counters: Arc<Metrics>,
+}
+
+/// Serve `routers` until `shutdown` resolves, then stop accepting, close idle
+/// and half-sent connections and let calls in flight finish.
+pub async fn serve_routers(
+    routers: Routers,
+    listeners: Listeners,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    limits.check()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut accepting = Vec::new();
     let api = match listeners.metrics {
@@ -242,20 +275,20 @@ pub async fn serve_with(
             };
             accepting.push(tokio::spawn(connections::accept_loop(
                 listener,
-                metrics_router(state.clone()),
+                routers.metrics,
                 metrics_limits,
-                state.metrics.clone(),
+                routers.counters.clone(),
                 stopped.clone(),
             )));
-            router(state.clone())
+            routers.api
         }
-        None => router(state.clone()).merge(metrics_router(state.clone())),
+        None => routers.api.merge(routers.metrics),
     };
     accepting.push(tokio::spawn(connections::accept_loop(
         listeners.api,
         api,
         limits,
-        state.metrics.clone(),
+        routers.counters.clone(),
         stopped,
     )));
     shutdown.await;
@@ -265,9 +298,6 @@ pub async fn serve_with(
         if let Err(e) = task.await {
             drained = Err(e).context("a listener task failed while draining connections");
         }
-    }
-    if let Some(reloader) = reloader {
-        reloader.abort();
     }
     drained
 }

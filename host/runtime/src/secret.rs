@@ -91,6 +91,14 @@ impl ApiKey {
         }
     }
 
+    /// The key's text, for sealing it into the workspace store (`workspace
+    /// import` reads a key from a variable or file and hands it to the store,
+    /// which encrypts it at once). Nothing else should call this: the wire
+    /// gets the key through [`ApiKey::header_value`] only.
+    pub fn reveal_for_sealing(&self) -> &str {
+        &self.0
+    }
+
     /// The key as a header value marked sensitive (hyper never logs it).
     pub(crate) fn header_value(&self) -> http::HeaderValue {
         // `new` admitted only visible ASCII and spaces, which are valid header bytes.

@@ -5,19 +5,67 @@
 //! config line it is about; the rest of the catalog only sees what passed.
 
 use super::{ActionCatalog, CatalogAction, LoadedIntegration, POOL_SPARE_SLOTS};
-use crate::config::{ActionConfig, Config, IntegrationConfig, KeySource};
+use crate::config::{ActionConfig, ComponentRef, Config, ConfigOrigin, IntegrationConfig, KeySource};
 use actionbox_runtime::component::ActionComponent;
 use actionbox_runtime::engine::{ActionEngine, EngineOptions, PoolSizing};
-use actionbox_runtime::kinds::{IntegrationKind, KindRegistry};
+use actionbox_runtime::error::guest_text;
+use actionbox_runtime::kinds::IntegrationKind;
 use actionbox_runtime::manifest::{DefaultAction, MethodSpec};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Components already loaded, by path: integrations that share a component
-/// share one compiled copy.
-type LoadedComponents = BTreeMap<PathBuf, Arc<ActionComponent>>;
+/// Where a catalog gets its integrations' components: files for a config
+/// file ([`FileComponents`]), the shared registry for workspaces
+/// (`workspaces/registry.rs`).
+pub trait ComponentSource {
+    /// The loaded component `reference` names; `at` says which integration
+    /// asks, for errors.
+    fn component(
+        &self,
+        reference: &ComponentRef,
+        at: &str,
+    ) -> impl std::future::Future<Output = Result<Arc<ActionComponent>>> + Send;
+}
+
+/// Components read from files and compiled on `engine`, once per path:
+/// integrations that share a component share one compiled copy.
+pub struct FileComponents<'a> {
+    engine: &'a ActionEngine,
+    loaded: tokio::sync::Mutex<BTreeMap<PathBuf, Arc<ActionComponent>>>,
+}
+
+impl<'a> FileComponents<'a> {
+    /// Load files on `engine`.
+    pub fn new(engine: &'a ActionEngine) -> Self {
+        Self {
+            engine,
+            loaded: Default::default(),
+        }
+    }
+}
+
+impl ComponentSource for FileComponents<'_> {
+    async fn component(&self, reference: &ComponentRef, at: &str) -> Result<Arc<ActionComponent>> {
+        let ComponentRef::Path(path) = reference else {
+            bail!("{at} field `component`: `{reference}` is a workspace reference; a config file names the component's file");
+        };
+        let mut loaded = self.loaded.lock().await;
+        if let Some(c) = loaded.get(path) {
+            return Ok(c.clone());
+        }
+        if !path.exists() {
+            bail!(
+                "{at} field `component`: {} does not exist (build it with `make build`)",
+                path.display()
+            );
+        }
+        let c = Arc::new(self.engine.load(path).await.with_context(|| at.to_string())?);
+        loaded.insert(path.clone(), c.clone());
+        Ok(c)
+    }
+}
 
 impl ActionCatalog {
     /// Load and check a config file, its components and actions.
@@ -42,17 +90,26 @@ impl ActionCatalog {
     /// See [`ActionCatalog::load_pooled`].
     pub async fn from_config_pooled(config: Config, calls_per_integration: Option<usize>) -> Result<Self> {
         let engine = engine_for(&config, calls_per_integration)?;
-        let file = config.path.display().to_string();
-        let integrations = load_integrations(&engine, &config, &file).await?;
-        let configs = with_default_actions(config.actions, &integrations, &file)?;
+        let mut catalog = Self::build(config, &FileComponents::new(&engine)).await?;
+        catalog._engine = Some(engine);
+        Ok(catalog)
+    }
+
+    /// Resolve a validated config with components from `source` (whose
+    /// engine outlives the catalog): each integration's component admitted
+    /// by the kind registry, the default actions added, every action bound
+    /// to its method.
+    pub async fn build(config: Config, source: &impl ComponentSource) -> Result<Self> {
+        let integrations = load_integrations(source, &config).await?;
+        let configs = with_default_actions(config.actions.clone(), &integrations, &config)?;
         let actions = configs
             .into_iter()
-            .map(|action| resolve_action(action, &integrations, &file))
+            .map(|action| resolve_action(action, &integrations, &config))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             integrations,
             actions,
-            _engine: engine,
+            _engine: None,
         })
     }
 }
@@ -92,13 +149,12 @@ fn pool_sizing(config: &Config, calls_per_integration: Option<usize>) -> Result<
 
 /// Every integration of `config` with its component loaded and admitted, in
 /// file order.
-async fn load_integrations(engine: &ActionEngine, config: &Config, file: &str) -> Result<Vec<LoadedIntegration>> {
-    let mut components = LoadedComponents::new();
+async fn load_integrations(source: &impl ComponentSource, config: &Config) -> Result<Vec<LoadedIntegration>> {
     let mut integrations = Vec::new();
     for integ in &config.integrations {
-        let at = format!("{file}:{}: integration `{}`", integ.line, integ.name);
-        let component = component_for(engine, &mut components, integ, &at).await?;
-        let kind = admit(&config.kinds, integ, &component, &at)?;
+        let at = format!("{}: integration `{}`", config.at(integ.line), integ.name);
+        let component = source.component(&integ.component, &at).await?;
+        let kind = admit(config, integ, &component, &at)?;
         integrations.push(LoadedIntegration {
             config: integ.clone(),
             component,
@@ -108,36 +164,10 @@ async fn load_integrations(engine: &ActionEngine, config: &Config, file: &str) -
     Ok(integrations)
 }
 
-/// The component `integ` names, loaded once per path.
-async fn component_for(
-    engine: &ActionEngine,
-    components: &mut LoadedComponents,
-    integ: &IntegrationConfig,
-    at: &str,
-) -> Result<Arc<ActionComponent>> {
-    if let Some(c) = components.get(&integ.component) {
-        return Ok(c.clone());
-    }
-    if !integ.component.exists() {
-        bail!(
-            "{at} field `component`: {} does not exist (build it with `make build`)",
-            integ.component.display()
-        );
-    }
-    let c = Arc::new(engine.load(&integ.component).await.with_context(|| at.to_string())?);
-    components.insert(integ.component.clone(), c.clone());
-    Ok(c)
-}
-
 /// The kind `component` runs as on `integ`: the configured kind must be the
 /// component's, the registry must admit what its manifest requests, and a
 /// component that needs a key must have one configured.
-fn admit(
-    kinds: &KindRegistry,
-    integ: &IntegrationConfig,
-    component: &ActionComponent,
-    at: &str,
-) -> Result<IntegrationKind> {
+fn admit(config: &Config, integ: &IntegrationConfig, component: &ActionComponent, at: &str) -> Result<IntegrationKind> {
     let manifest = component.manifest();
     if manifest.integration != integ.kind {
         bail!(
@@ -146,12 +176,13 @@ fn admit(
             actionbox_runtime::error::guest_text(&manifest.integration, 64)
         );
     }
-    let kind = kinds.admit(manifest).with_context(|| at.to_string())?.clone();
+    let kind = config.kinds.admit(manifest).with_context(|| at.to_string())?.clone();
     if let (Some(cred), KeySource::None) = (&manifest.credential, &integ.key_source) {
-        bail!(
-            "{at}: the action needs a {}; set api_key_env or api_key_file",
-            cred.name
-        );
+        let how = match config.origin {
+            ConfigOrigin::File(_) => "set api_key_env or api_key_file",
+            ConfigOrigin::Workspace(_) => "send its \"api_key\"",
+        };
+        bail!("{at}: the action needs a {}; {how}", guest_text(&cred.name, 64));
     }
     Ok(kind)
 }
@@ -161,11 +192,11 @@ fn admit(
 fn with_default_actions(
     custom: Vec<ActionConfig>,
     integrations: &[LoadedIntegration],
-    file: &str,
+    config: &Config,
 ) -> Result<Vec<ActionConfig>> {
     let custom_count = custom.len();
     let mut configs = custom;
-    for default in default_actions(integrations, file)? {
+    for default in default_actions(integrations, config)? {
         if configs[..custom_count].iter().any(|a| a.name == default.name) {
             continue; // a custom action of that name replaces the default
         }
@@ -175,9 +206,9 @@ fn with_default_actions(
         // tool name another integration's default answers to.
         if let Some(first) = configs[custom_count..].iter().find(|a| a.name == default.name) {
             bail!(
-                "{file}:{}: integration `{}`: its default action `{}` has the same tool name as a default action of \
+                "{}: integration `{}`: its default action `{}` has the same tool name as a default action of \
                  integration `{}`; set default_actions = false on one of them, or add an [[action]] of that name",
-                default.line,
+                config.at(default.line),
                 default.integration,
                 default.name,
                 first.integration
@@ -192,7 +223,7 @@ fn with_default_actions(
 /// integration that has them on. A name offered by several integrations is
 /// prefixed with the integration's name (`us-store_trackOrder`), cut so the
 /// tool name stays within 64 bytes.
-fn default_actions(integrations: &[LoadedIntegration], file: &str) -> Result<Vec<ActionConfig>> {
+fn default_actions(integrations: &[LoadedIntegration], config: &Config) -> Result<Vec<ActionConfig>> {
     let on = || integrations.iter().filter(|i| i.config.default_actions);
     let mut offered: BTreeMap<&str, usize> = BTreeMap::new();
     for integ in on() {
@@ -206,7 +237,7 @@ fn default_actions(integrations: &[LoadedIntegration], file: &str) -> Result<Vec
             let name = if offered[d.name.as_str()] == 1 {
                 d.name.clone()
             } else {
-                prefixed_name(integ, d, file)?
+                prefixed_name(integ, d, config)?
             };
             actions.push(ActionConfig {
                 name,
@@ -229,7 +260,7 @@ fn default_actions(integrations: &[LoadedIntegration], file: &str) -> Result<Vec
 /// `<integration>_<default action>` for a default action several
 /// integrations offer: the integration's name made a tool-name prefix and
 /// cut so the whole stays within 64 bytes.
-fn prefixed_name(integ: &LoadedIntegration, d: &DefaultAction, file: &str) -> Result<String> {
+fn prefixed_name(integ: &LoadedIntegration, d: &DefaultAction, config: &Config) -> Result<String> {
     let room = actionbox_runtime::manifest::MAX_ID_BYTES.saturating_sub(d.name.len() + 1);
     let prefix: String = integ
         .config
@@ -240,9 +271,9 @@ fn prefixed_name(integ: &LoadedIntegration, d: &DefaultAction, file: &str) -> Re
         .collect();
     if prefix.is_empty() {
         bail!(
-            "{file}:{}: integration `{}`: its default action `{}` is also offered by another integration \
+            "{}: integration `{}`: its default action `{}` is also offered by another integration \
              and its name leaves no room for a prefix; set default_actions = false on one of them",
-            integ.config.line,
+            config.at(integ.config.line),
             integ.config.name,
             d.name
         );
@@ -252,23 +283,29 @@ fn prefixed_name(integ: &LoadedIntegration, d: &DefaultAction, file: &str) -> Re
 
 /// `action` bound to its integration and to the component method it names,
 /// with every parameter override checked against that method.
-fn resolve_action(action: ActionConfig, integrations: &[LoadedIntegration], file: &str) -> Result<CatalogAction> {
+fn resolve_action(action: ActionConfig, integrations: &[LoadedIntegration], config: &Config) -> Result<CatalogAction> {
     let index = integrations
         .iter()
         .position(|i| i.config.name == action.integration)
-        .ok_or_else(|| anyhow!("{file}:{}: action `{}`: unknown integration", action.line, action.name))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: action `{}`: unknown integration",
+                config.at(action.line),
+                action.name
+            )
+        })?;
     let manifest = integrations[index].component.manifest();
     let method = manifest.method(&action.method).cloned().ok_or_else(|| {
         anyhow!(
-            "{file}:{}: action `{}` field `method`: the `{}` component offers no method `{}`; it offers: {}",
-            action.method_line,
+            "{}: action `{}` field `method`: the `{}` component offers no method `{}`; it offers: {}",
+            config.at(action.method_line),
             action.name,
             manifest.integration,
             action.method,
             manifest.method_list()
         )
     })?;
-    check_parameter_overrides(&action, &method, file)?;
+    check_parameter_overrides(&action, &method, config)?;
     Ok(CatalogAction {
         config: action,
         method,
@@ -277,12 +314,13 @@ fn resolve_action(action: ActionConfig, integrations: &[LoadedIntegration], file
 }
 
 /// Every parameter `action` describes is one `method` takes.
-fn check_parameter_overrides(action: &ActionConfig, method: &MethodSpec, file: &str) -> Result<()> {
+fn check_parameter_overrides(action: &ActionConfig, method: &MethodSpec, config: &Config) -> Result<()> {
     for (param, line) in &action.parameter_lines {
         if !method.params.iter().any(|p| &p.name == param) {
             let known: Vec<&str> = method.params.iter().map(|p| p.name.as_str()).collect();
             bail!(
-                "{file}:{line}: action `{}` parameter `{param}`: method {} has no such parameter; it takes: {}",
+                "{}: action `{}` parameter `{param}`: method {} has no such parameter; it takes: {}",
+                config.at(*line),
                 action.name,
                 method.display_name,
                 if known.is_empty() {

@@ -77,4 +77,21 @@ impl RawLimits {
         }
         Ok(limits)
     }
+
+    /// Refuse a `memory_mib` above `max_bytes` (what a workspace's shared
+    /// engine reserves per instance).
+    pub(super) fn check_memory_at_most(&self, max_bytes: usize, at: &Locator<'_>, integration: &str) -> Result<()> {
+        let max_mib = (max_bytes >> 20) as u64;
+        match &self.memory_mib {
+            Some(v) if *v.get_ref() > max_mib => Err(at.error(
+                at.line(v.span().start),
+                format!(
+                    "integration `{integration}` field `limits.memory_mib`: {} is more than this server allows \
+                     ({max_mib}); lower it (the operator sets the bound with --max-memory-mib)",
+                    v.get_ref()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }

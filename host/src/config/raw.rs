@@ -8,7 +8,9 @@
 //! checks consume the shapes' private fields: a new field changes both.
 
 use super::limits::RawLimits;
-use super::{ActionConfig, Config, Execution, IntegrationConfig, KeySource, Trigger};
+use super::{
+    ActionConfig, ComponentRef, Config, ConfigOrigin, Execution, IntegrationConfig, KeySource, Trigger, WorkspaceRules,
+};
 use actionbox_runtime::deadline::ActionTimeout;
 use actionbox_runtime::kinds::{IntegrationKind, KindCredential, KindRegistry};
 use actionbox_runtime::outbound::{BaseUrl, CredentialHeader};
@@ -84,14 +86,28 @@ struct RawParameter {
     description: String,
 }
 
-/// A located error: `file:line: message`.
+/// Where the text being parsed comes from, and so which rules apply.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// An `actionbox.toml` at this path.
+    File(&'a Path),
+    /// Workspace `id` of the store, under the operator's `rules`.
+    Workspace { id: &'a str, rules: &'a WorkspaceRules },
+}
+
+/// A located error: `file:line: message` for a file; the message alone for a
+/// workspace (its fields are named, and it has no file a line could be in).
 pub(super) struct Locator<'a> {
-    path: &'a Path,
+    path: Option<&'a Path>,
     text: &'a str,
 }
 
 impl<'a> Locator<'a> {
-    fn new(path: &'a Path, text: &'a str) -> Self {
+    fn new(source: Source<'a>, text: &'a str) -> Self {
+        let path = match source {
+            Source::File(path) => Some(path),
+            Source::Workspace { .. } => None,
+        };
         Self { path, text }
     }
 
@@ -105,25 +121,57 @@ impl<'a> Locator<'a> {
     }
 
     pub(super) fn error(&self, line: usize, message: impl std::fmt::Display) -> anyhow::Error {
-        anyhow!("{}:{line}: {message}", self.path.display())
+        match self.path {
+            Some(path) => anyhow!("{}:{line}: {message}", path.display()),
+            None => anyhow!("{message}"),
+        }
+    }
+
+    /// `path:line` for a file, `None` for a workspace.
+    fn declared_at(&self, line: usize) -> Option<String> {
+        self.path.map(|p| format!("{}:{line}", p.display()))
     }
 }
 
-/// Validate config `text` that came from `path`: [`Config::parse`].
-pub(super) fn parse(text: &str, path: &Path) -> Result<Config> {
-    let at = Locator::new(path, text);
+/// Validate config `text` from `source`: [`Config::parse`] and
+/// [`Config::parse_workspace`].
+pub(super) fn parse(text: &str, source: Source<'_>) -> Result<Config> {
+    let at = Locator::new(source, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| at.line(s.start));
-        let msg = e.message().to_string();
+        let msg = e.message().trim_end().to_string();
         at.error(line, msg)
     })?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let kinds = declare_kinds(raw.kinds, &at)?;
+    let (kinds, origin, base_dir) = match source {
+        Source::File(path) => (
+            declare_kinds(raw.kinds, &at)?,
+            ConfigOrigin::File(path.to_path_buf()),
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        Source::Workspace { id, rules } => {
+            if let Some(kind) = raw.kinds.first() {
+                return Err(at.error(
+                    at.line(kind.span().start),
+                    "a workspace cannot declare kinds: where a kind's key may go is the operator's decision \
+                     (the server's built-in kinds, or the operator's --kinds file)",
+                ));
+            }
+            (
+                rules.kinds.clone(),
+                ConfigOrigin::Workspace(id.to_string()),
+                PathBuf::new(),
+            )
+        }
+    };
     let mut integrations = Vec::new();
     let mut names = BTreeSet::new();
     for spanned in raw.integrations {
         let line = at.line(spanned.span().start);
-        integrations.push(spanned.into_inner().resolve(line, &at, &base_dir, &mut names)?);
+        let integration = spanned.into_inner();
+        if let Source::Workspace { rules, .. } = source {
+            integration.check_workspace_rules(rules, &at)?;
+        }
+        integrations.push(integration.resolve(line, &at, &base_dir, &mut names)?);
     }
     let mut actions = Vec::new();
     let mut action_names = BTreeSet::new();
@@ -132,7 +180,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config> {
         actions.push(spanned.into_inner().resolve(line, &at, &names, &mut action_names)?);
     }
     Ok(Config {
-        path: path.to_path_buf(),
+        origin,
         integrations,
         actions,
         kinds,
@@ -194,7 +242,7 @@ impl RawKind {
             name,
             base_url,
             credential,
-            declared_at: Some(format!("{}:{line}", at.path.display())),
+            declared_at: at.declared_at(line),
         })
     }
 }
@@ -231,10 +279,11 @@ impl RawIntegration {
                 format!("integration `{name}` field `kind` is empty"),
             ));
         }
+        let component = self.component_ref(&name, at, base_dir)?;
         Ok(IntegrationConfig {
             name,
             kind,
-            component: resolve_path(base_dir, self.component.get_ref()),
+            component,
             key_source,
             timeout,
             base_url,
@@ -242,6 +291,75 @@ impl RawIntegration {
             default_actions: self.default_actions,
             line,
         })
+    }
+
+    /// `component`: a path in a file, a `sha256:<hex>` reference in a workspace.
+    fn component_ref(&self, name: &str, at: &Locator<'_>, base_dir: &Path) -> Result<ComponentRef> {
+        let text = self.component.get_ref().trim();
+        let line = at.line(self.component.span().start);
+        match (at.path, text.strip_prefix("sha256:")) {
+            (Some(_), None) => Ok(ComponentRef::Path(resolve_path(base_dir, text))),
+            (Some(_), Some(_)) => Err(at.error(
+                line,
+                format!(
+                    "integration `{name}` field `component`: a config file names the component's file; \
+                     `sha256:` references are for workspaces (`serve --store`)"
+                ),
+            )),
+            (None, Some(hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(ComponentRef::Registered(hex.to_ascii_lowercase()))
+            }
+            (None, _) => Err(at.error(
+                line,
+                format!(
+                    "integration `{name}` field `component`: `{}` is not a registered component's reference; \
+                     register the component (POST /v1/admin/components) and use the `reference` it answers \
+                     (sha256:<64 hex digits>)",
+                    actionbox_runtime::error::guest_text(text, 80)
+                ),
+            )),
+        }
+    }
+
+    /// What only the operator may decide, refused in a workspace before any
+    /// other check: a key's variable or file (a merchant naming the server's
+    /// own files or environment would have them sent as a header to a host of
+    /// their choosing), a non-public base URL unless the operator allows it,
+    /// and a memory limit above what the shared engine reserves.
+    fn check_workspace_rules(&self, rules: &WorkspaceRules, at: &Locator<'_>) -> Result<()> {
+        let name = self.name.get_ref().trim();
+        for (field, span) in [
+            ("api_key_env", self.api_key_env.as_ref().map(|f| f.span())),
+            ("api_key_file", self.api_key_file.as_ref().map(|f| f.span())),
+            ("api_key", self.api_key.as_ref().map(|f| f.span())),
+        ] {
+            if let Some(span) = span {
+                return Err(at.error(
+                    at.line(span.start),
+                    format!(
+                        "integration `{name}` field `{field}`: a workspace's API key is stored sealed by the \
+                         server; send it as \"api_key\" to the admin API (it is never shown again)"
+                    ),
+                ));
+            }
+        }
+        if let Some(u) = &self.base_url {
+            if let Ok(url) = BaseUrl::parse(u.get_ref()) {
+                if !rules.allow_private_base_urls
+                    && url.non_public_scope() != actionbox_runtime::outbound::NonPublicScope::None
+                {
+                    return Err(at.error(
+                        at.line(u.span().start),
+                        format!(
+                            "integration `{name}` field `base_url`: `{url}` names a non-public address (loopback, \
+                             private or link-local), which this server does not let workspaces reach; use the \
+                             API's public https URL (the operator can allow it with --allow-private-base-urls)"
+                        ),
+                    ));
+                }
+            }
+        }
+        self.limits.check_memory_at_most(rules.max_memory_bytes, at, name)
     }
 
     /// Where integration `name`'s key comes from: the name of a variable or

@@ -27,7 +27,7 @@ pub(super) fn error_response(status: StatusCode, error: Value) -> Response {
 
 /// A request body that is not the JSON the route takes, or that did not
 /// arrive within the header-read timeout (408).
-fn bad_body(e: &axum::extract::rejection::JsonRejection, shape: &str) -> Response {
+pub(super) fn bad_body(e: &axum::extract::rejection::JsonRejection, shape: &str) -> Response {
     if caused_by::<connections::BodyTimeout>(e) {
         return error_response(StatusCode::REQUEST_TIMEOUT, problem("request-timeout", e.body_text()));
     }
@@ -80,9 +80,9 @@ fn no_slot(state: &ServeState, route: &'static str, why: NoSlot<'_>) -> Response
 /// `GET /v1/tools`'s query.
 #[derive(Deserialize)]
 pub(super) struct ToolsQuery {
-    phase: Option<Phase>,
-    direction: Option<Direction>,
-    format: Option<String>,
+    pub(super) phase: Option<Phase>,
+    pub(super) direction: Option<Direction>,
+    pub(super) format: Option<String>,
 }
 
 /// `GET /v1/tools`: the tool definitions to offer, in the format asked for.
@@ -100,7 +100,7 @@ pub(super) async fn tools(State(state): State<ServeState>, Query(q): Query<Tools
 #[serde(deny_unknown_fields)]
 pub(super) struct InvokeBody {
     #[serde(default = "empty_object")]
-    params: Value,
+    pub(super) params: Value,
 }
 
 fn empty_object() -> Value {
@@ -144,6 +144,12 @@ pub(super) async fn invoke(
     let outcome = run.report.outcome.as_ref().err().map_or("ok", InvokeError::kind);
     state.metrics.finished(&name, outcome, started.elapsed());
     state.metrics.record_outbound(&run.report);
+    run_response(&run)
+}
+
+/// The answer to an invoke: the assistant payload, with the status of its
+/// failure kind and `Retry-After` when the upstream sent one.
+pub(super) fn run_response(run: &crate::catalog::ActionRun) -> Response {
     let status = run
         .report
         .outcome
@@ -168,7 +174,7 @@ pub(super) async fn invoke(
 #[serde(deny_unknown_fields)]
 pub(super) struct SessionBody {
     #[serde(default = "empty_object")]
-    context: Value,
+    pub(super) context: Value,
 }
 
 /// `POST /v1/sessions/start`: the session-start actions the context can run,
@@ -197,7 +203,7 @@ pub(super) async fn session_start(
 /// How many calls `ActionCatalog::session_start` runs on each integration
 /// for `context` (`ActionCatalog::session_start_runs`); a context that is
 /// not an object runs nothing (the catalog refuses it).
-fn session_start_calls<'a>(catalog: &'a ActionCatalog, context: &'a Value) -> BTreeMap<&'a str, u32> {
+pub(super) fn session_start_calls<'a>(catalog: &'a ActionCatalog, context: &'a Value) -> BTreeMap<&'a str, u32> {
     let mut calls = BTreeMap::new();
     if let Some(context) = context.as_object() {
         for a in catalog.session_start_runs(context) {
@@ -222,12 +228,26 @@ pub(super) async fn test_integration(State(state): State<ServeState>, UrlPath(na
     };
     let _in_flight = state.metrics.start();
     match loaded.catalog.test_integration(&name).await {
-        Ok((base_url, report)) => match &report.outcome {
-            Ok(v) => Json(json!({ "ok": true, "message": v.get("message"), "base_url": base_url, "elapsed_ms": report.elapsed_ms }))
-                .into_response(),
-            Err(e) => (present::http_status(e), Json(json!({ "ok": false, "error": present::error(e), "base_url": base_url }))).into_response(),
-        },
-        Err(e) => error_response(StatusCode::NOT_FOUND, problem("unknown-integration", format_args!("{e:#}"))),
+        Ok((base_url, report)) => test_response(&base_url, &report),
+        Err(e) => error_response(
+            StatusCode::NOT_FOUND,
+            problem("unknown-integration", format_args!("{e:#}")),
+        ),
+    }
+}
+
+/// The answer of the Test button.
+pub(super) fn test_response(base_url: &str, report: &actionbox_runtime::report::InvocationReport) -> Response {
+    match &report.outcome {
+        Ok(v) => Json(
+            json!({ "ok": true, "message": v.get("message"), "base_url": base_url, "elapsed_ms": report.elapsed_ms }),
+        )
+        .into_response(),
+        Err(e) => (
+            present::http_status(e),
+            Json(json!({ "ok": false, "error": present::error(e), "base_url": base_url })),
+        )
+            .into_response(),
     }
 }
 

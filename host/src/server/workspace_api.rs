@@ -1,0 +1,906 @@
+//! `serve --store`: the platform backend — the operator's admin API, each
+//! workspace's admin API, and each workspace's assistant routes (the same
+//! JSON as the single-config routes, under `/v1/workspaces/{ws}`).
+//!
+//! | route | who |
+//! |---|---|
+//! | `/v1/admin/workspaces[/{ws}[/quotas│/tokens[/{id}]]]`, `/v1/admin/components`, `/v1/admin/audit` | operator |
+//! | `/v1/workspaces/{ws}/integrations[/{name}[/test]]`, `…/actions[/{name}]`, `…/actions/{name}/debug`, `…/invocations[/{id}]`, `…/audit` | `admin` scope |
+//! | `/v1/workspaces/{ws}/tools`, `…/actions/{name}/invoke`, `…/sessions/start` | `assistant` scope |
+//!
+//! Who is calling is decided once, by [`authenticate`]: the operator's token
+//! (`ACTIONBOX_OPERATOR_TOKEN`, compared as digests in constant time) or a
+//! workspace token (`abx_…`, looked up by id and compared as digests by the
+//! store). A workspace token reaches its own workspace only, with its scopes
+//! only; the operator reaches every workspace's admin routes, but calls no
+//! actions (it holds no `assistant` scope). Every call is bounded twice: by
+//! the replica's `--max-concurrency` (429 `saturated`) and by its workspace's
+//! quotas (429 `quota-exceeded`), and each is kept in the workspace's history.
+
+// Checks return the finished answer as their error so a handler can return
+// it at once; it is built once per refused request, so boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
+use super::routes::{self, bad_body, error_response, InvokeBody, SessionBody, ToolsQuery};
+use super::same_token;
+use crate::metrics::Metrics;
+use crate::present::{self, problem, ToolFormat};
+use crate::workspaces::quota::{QuotaExceeded, QuotaPermit};
+use crate::workspaces::{WorkspaceError, Workspaces};
+use actionbox_store::{AuditFilter, InvocationFilter, Quotas, Scope, TokenInfo};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Largest component upload, in bytes (`workspaces/registry.rs`).
+const MAX_COMPONENT_UPLOAD: usize = crate::workspaces::registry::MAX_COMPONENT_BYTES;
+
+/// The state of a `serve --store` replica.
+#[derive(Clone)]
+pub struct WorkspaceServeState {
+    workspaces: Arc<Workspaces>,
+    operator_token: Arc<String>,
+    /// The replica's counters.
+    pub metrics: Arc<Metrics>,
+    calls: Arc<Semaphore>,
+    max_concurrency: usize,
+}
+
+impl WorkspaceServeState {
+    /// Serve `workspaces`; the operator authenticates with `operator_token`;
+    /// at most `max_concurrency` calls run at once on this replica.
+    pub fn new(workspaces: Arc<Workspaces>, operator_token: String, max_concurrency: usize) -> Self {
+        Self {
+            workspaces,
+            operator_token: Arc::new(operator_token),
+            metrics: Arc::default(),
+            calls: Arc::new(Semaphore::new(max_concurrency)),
+            max_concurrency,
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+enum Caller {
+    /// The platform's operator.
+    Operator,
+    /// A workspace token.
+    Token(TokenInfo),
+}
+
+impl Caller {
+    /// The audit log's actor: `operator` or `token:<id>`.
+    fn actor(&self) -> String {
+        match self {
+            Caller::Operator => "operator".into(),
+            Caller::Token(t) => format!("token:{}", t.id),
+        }
+    }
+
+    /// Whether this caller may act on workspace `ws` with `scope`.
+    fn may(&self, ws: &str, scope: Scope) -> Result<(), Response> {
+        let allowed = match self {
+            Caller::Operator => scope == Scope::Admin,
+            Caller::Token(t) => t.workspace == ws && t.scopes.contains(&scope),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(error_response(
+                StatusCode::FORBIDDEN,
+                problem(
+                    "forbidden",
+                    format_args!(
+                        "this token has no `{}` scope on workspace `{}`; mint one that does (POST /v1/admin/workspaces/{{ws}}/tokens)",
+                        scope.as_str(),
+                        actionbox_runtime::error::guest_text(ws, 64)
+                    ),
+                ),
+            ))
+        }
+    }
+
+    fn operator(&self) -> Result<(), Response> {
+        match self {
+            Caller::Operator => Ok(()),
+            Caller::Token(_) => Err(error_response(
+                StatusCode::FORBIDDEN,
+                problem("forbidden", "this route is the operator's (ACTIONBOX_OPERATOR_TOKEN)"),
+            )),
+        }
+    }
+}
+
+/// The router of a `serve --store` replica: `/healthz` and the `/v1` API.
+pub fn router(state: WorkspaceServeState) -> Router {
+    let admin = Router::new()
+        .route("/v1/admin/workspaces", post(create_workspace).get(list_workspaces))
+        .route("/v1/admin/workspaces/{ws}", get(get_workspace).delete(delete_workspace))
+        .route("/v1/admin/workspaces/{ws}/quotas", put(set_quotas))
+        .route("/v1/admin/workspaces/{ws}/tokens", post(mint_token).get(list_tokens))
+        .route(
+            "/v1/admin/workspaces/{ws}/tokens/{id}",
+            axum::routing::delete(revoke_token),
+        )
+        .route("/v1/admin/audit", get(operator_audit))
+        .route(
+            "/v1/admin/components",
+            post(register_component)
+                .get(list_components)
+                .layer(DefaultBodyLimit::max(MAX_COMPONENT_UPLOAD)),
+        );
+    let workspace = Router::new()
+        .route("/v1/workspaces/{ws}/integrations", get(list_integrations))
+        .route(
+            "/v1/workspaces/{ws}/integrations/{name}",
+            put(put_integration).get(get_integration).delete(delete_integration),
+        )
+        .route("/v1/workspaces/{ws}/integrations/{name}/test", post(test_integration))
+        .route("/v1/workspaces/{ws}/actions", get(list_actions))
+        .route(
+            "/v1/workspaces/{ws}/actions/{name}",
+            put(put_action).get(get_action).delete(delete_action),
+        )
+        .route("/v1/workspaces/{ws}/actions/{name}/debug", post(debug_action))
+        .route("/v1/workspaces/{ws}/actions/{name}/invoke", post(invoke))
+        .route("/v1/workspaces/{ws}/sessions/start", post(session_start))
+        .route("/v1/workspaces/{ws}/tools", get(tools))
+        .route("/v1/workspaces/{ws}/invocations", get(list_invocations))
+        .route("/v1/workspaces/{ws}/invocations/{id}", get(get_invocation))
+        .route("/v1/workspaces/{ws}/audit", get(workspace_audit));
+    let api = admin
+        .merge(workspace)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(super::MAX_REQUEST_BODY_BYTES))
+        .with_state(state)
+}
+
+/// `GET /metrics` of a store replica.
+pub fn metrics_router(state: WorkspaceServeState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<WorkspaceServeState>| async move {
+                let mut text = s.metrics.render();
+                text.push_str(&format!(
+                    "# HELP actionbox_history_dropped_total Invocation records not kept (history queue full or store error).\n\
+                     # TYPE actionbox_history_dropped_total counter\nactionbox_history_dropped_total {}\n\
+                     # HELP actionbox_workspaces_loaded Workspaces with a catalog loaded on this replica.\n\
+                     # TYPE actionbox_workspaces_loaded gauge\nactionbox_workspaces_loaded {}\n",
+                    s.workspaces.history.dropped(),
+                    s.workspaces.loaded()
+                ));
+                (
+                    [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+                    text,
+                )
+            }),
+        )
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+fn unauthenticated(state: &WorkspaceServeState, why: &str) -> Response {
+    state.metrics.unauthorized();
+    let mut response = error_response(StatusCode::UNAUTHORIZED, problem("unauthenticated", why));
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Decide who is calling, before any work: the operator, a workspace token,
+/// or nobody (401).
+async fn authenticate(State(state): State<WorkspaceServeState>, mut request: Request, next: Next) -> Response {
+    let Some(given) = bearer(request.headers()) else {
+        return unauthenticated(
+            &state,
+            "send Authorization: Bearer <token> (the operator's or a workspace token)",
+        );
+    };
+    let caller = if same_token(given, &state.operator_token) {
+        Caller::Operator
+    } else {
+        match state.workspaces.store().authenticate(given).await {
+            Ok(Some(token)) => Caller::Token(token),
+            Ok(None) => return unauthenticated(&state, "unknown, revoked or malformed token"),
+            Err(e) => return store_unavailable(&e.to_string()),
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn store_unavailable(message: &str) -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, problem("store-unavailable", message))
+}
+
+/// The answer for a failed workspace operation.
+fn ws_error(e: WorkspaceError) -> Response {
+    match e {
+        WorkspaceError::Invalid(m) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", m)),
+        WorkspaceError::NotFound(m) => error_response(StatusCode::NOT_FOUND, problem("not-found", m)),
+        WorkspaceError::Conflict(m) => error_response(StatusCode::CONFLICT, problem("conflict", m)),
+        WorkspaceError::Unavailable(m) => store_unavailable(&m),
+    }
+}
+
+fn store_error(e: actionbox_store::StoreError) -> Response {
+    ws_error(e.into())
+}
+
+type Body = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
+
+fn body(body: Body, shape: &str) -> Result<Value, Response> {
+    body.map(|Json(v)| v).map_err(|e| bad_body(&e, shape))
+}
+
+fn created(created: bool, value: Value) -> Response {
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    (status, Json(value)).into_response()
+}
+
+// ---- operator routes
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWorkspace {
+    id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+async fn create_workspace(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    b: Result<Json<NewWorkspace>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    let Json(b) = match b {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e, "{\"id\": \"acme\", \"display_name\": \"Acme\"}"),
+    };
+    let name = b.display_name.unwrap_or_else(|| b.id.clone());
+    match state
+        .workspaces
+        .store()
+        .create_workspace(&b.id, &name, &caller.actor())
+        .await
+    {
+        Ok(w) => created(true, json!(w)),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn list_workspaces(State(state): State<WorkspaceServeState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    match state.workspaces.store().workspaces().await {
+        Ok(list) => Json(json!({ "workspaces": list })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn get_workspace(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.store().workspace(&ws).await {
+        Ok(Some(w)) => Json(json!(w)).into_response(),
+        Ok(None) => ws_error(WorkspaceError::NotFound(format!("no workspace is named `{ws}`"))),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn delete_workspace(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    match state.workspaces.delete_workspace(&ws, &caller.actor()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn set_quotas(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+    b: Result<Json<Quotas>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    let Json(quotas) = match b {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e, "{\"max_concurrent_calls\": 16, \"calls_per_minute\": 600}"),
+    };
+    match state.workspaces.set_quotas(&ws, quotas, &caller.actor()).await {
+        Ok(w) => Json(json!(w)).into_response(),
+        Err(e) => ws_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    scopes: Vec<Scope>,
+    #[serde(default)]
+    label: String,
+}
+
+async fn mint_token(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+    b: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    let Json(b) = match b {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e, "{\"scopes\": [\"admin\", \"assistant\"], \"label\": \"console\"}"),
+    };
+    if b.scopes.is_empty() {
+        return ws_error(WorkspaceError::Invalid(
+            "`scopes` is empty; give admin, assistant or both".into(),
+        ));
+    }
+    match state
+        .workspaces
+        .store()
+        .mint_token(&ws, &b.scopes, &b.label, &caller.actor())
+        .await
+    {
+        Ok((info, secret)) => {
+            let mut v = json!(info);
+            v["token"] = json!(secret.expose());
+            v["note"] = json!("the token is shown only now; store it safely");
+            created(true, v)
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn list_tokens(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    match state.workspaces.store().tokens(&ws).await {
+        Ok(list) => Json(json!({ "tokens": list })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn revoke_token(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, id)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    match state.workspaces.store().revoke_token(&ws, &id, &caller.actor()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn register_component(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(
+                e.status(),
+                problem(
+                    "invalid-input",
+                    format_args!(
+                        "{}; send the component's bytes (at most {MAX_COMPONENT_UPLOAD} bytes)",
+                        e.body_text()
+                    ),
+                ),
+            )
+        }
+    };
+    match state.workspaces.registry().register(&bytes, &caller.actor()).await {
+        Ok((info, is_new)) => {
+            let mut v = json!(info);
+            v["reference"] = json!(format!("sha256:{}", info.sha256));
+            created(is_new, v)
+        }
+        Err(e) => error_response(
+            StatusCode::BAD_REQUEST,
+            problem("invalid-component", format_args!("{e:#}")),
+        ),
+    }
+}
+
+async fn list_components(State(state): State<WorkspaceServeState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    match state.workspaces.store().components().await {
+        Ok(list) => Json(json!({ "components": list })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    workspace: Option<String>,
+    since: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn operator_audit(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = caller.operator() {
+        return r;
+    }
+    audit(&state, q.workspace, q.since, q.limit).await
+}
+
+async fn workspace_audit(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    audit(&state, Some(ws), q.since, q.limit).await
+}
+
+async fn audit(
+    state: &WorkspaceServeState,
+    workspace: Option<String>,
+    since: Option<i64>,
+    limit: Option<u32>,
+) -> Response {
+    let filter = AuditFilter {
+        workspace,
+        since_ms: since,
+        limit: limit.unwrap_or(100),
+    };
+    match state.workspaces.store().audit(&filter).await {
+        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+// ---- workspace admin routes
+
+async fn list_integrations(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.integrations(&ws).await {
+        Ok(list) => Json(json!({ "integrations": list })).into_response(),
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn get_integration(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.integrations(&ws).await {
+        Ok(list) => match list.into_iter().find(|i| i["name"] == name.as_str()) {
+            Some(i) => Json(i).into_response(),
+            None => ws_error(WorkspaceError::NotFound(format!("no integration is named `{name}`"))),
+        },
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn put_integration(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+    b: Body,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    let b = match body(
+        b,
+        "{\"kind\": \"shipstation\", \"component\": \"sha256:…\", \"api_key\": \"…\", \"timeout\": 10}",
+    ) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match state.workspaces.put_integration(&ws, &name, b, &caller.actor()).await {
+        Ok((view, is_new)) => created(is_new, view),
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn delete_integration(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.delete_integration(&ws, &name, &caller.actor()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn list_actions(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.actions(&ws).await {
+        Ok(list) => Json(json!({ "actions": list })).into_response(),
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn get_action(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.actions(&ws).await {
+        Ok(list) => match list.into_iter().find(|a| a["name"] == name.as_str()) {
+            Some(a) => Json(a).into_response(),
+            None => ws_error(WorkspaceError::NotFound(format!("no action is named `{name}`"))),
+        },
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn put_action(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+    b: Body,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    let b = match body(b, "{\"integration\": \"main\", \"method\": \"trackOrder\", …}") {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match state.workspaces.put_action(&ws, &name, b, &caller.actor()).await {
+        Ok((view, is_new)) => created(is_new, view),
+        Err(e) => ws_error(e),
+    }
+}
+
+async fn delete_action(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.delete_action(&ws, &name, &caller.actor()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ws_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct InvocationQuery {
+    action: Option<String>,
+    outcome: Option<String>,
+    since: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list_invocations(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+    Query(q): Query<InvocationQuery>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    let filter = InvocationFilter {
+        action: q.action,
+        outcome: q.outcome,
+        since_ms: q.since,
+        limit: q.limit.unwrap_or(50),
+    };
+    match state.workspaces.store().invocations(&ws, &filter).await {
+        Ok(list) => Json(json!({ "invocations": list })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn get_invocation(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, id)): UrlPath<(String, i64)>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    match state.workspaces.store().invocation(&ws, id).await {
+        Ok(Some(inv)) => Json(json!(inv)).into_response(),
+        Ok(None) => ws_error(WorkspaceError::NotFound(format!(
+            "workspace `{ws}` has no invocation {id}"
+        ))),
+        Err(e) => store_error(e),
+    }
+}
+
+// ---- calls: assistant routes, the debugger and the Test button
+
+/// The two holds every call takes: a replica slot and its workspace's quota.
+struct CallSlots {
+    _replica: OwnedSemaphorePermit,
+    _quota: QuotaPermit,
+}
+
+/// Take `calls` slots for workspace `ws` now, or answer 429.
+async fn take_slots(
+    state: &WorkspaceServeState,
+    ws: &str,
+    route: &'static str,
+    calls: u32,
+) -> Result<CallSlots, Response> {
+    let gate = state.workspaces.quota_gate(ws).await.map_err(ws_error)?;
+    let quota = gate.try_enter(calls).map_err(|e| quota_exceeded(state, route, ws, e))?;
+    let replica = state.calls.clone().try_acquire_many_owned(calls.max(1)).map_err(|_| {
+        state.metrics.saturated(route, ws);
+        let mut r = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            problem(
+                "saturated",
+                format_args!(
+                    "this server already has {} calls in flight; retry shortly",
+                    state.max_concurrency
+                ),
+            ),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        r
+    })?;
+    Ok(CallSlots {
+        _replica: replica,
+        _quota: quota,
+    })
+}
+
+fn quota_exceeded(state: &WorkspaceServeState, route: &'static str, ws: &str, e: QuotaExceeded) -> Response {
+    state.metrics.saturated(route, ws);
+    let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, problem("quota-exceeded", e));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after_secs()));
+    r
+}
+
+async fn tools(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+    Query(q): Query<ToolsQuery>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Assistant) {
+        return r;
+    }
+    let live = match state.workspaces.live(&ws).await {
+        Ok(l) => l,
+        Err(e) => return ws_error(e),
+    };
+    let tools = live.catalog.tools(q.phase, q.direction);
+    match q.format.as_deref().unwrap_or("json").parse::<ToolFormat>() {
+        Ok(format) => Json(present::tools(&tools, format)).into_response(),
+        Err(why) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", why)),
+    }
+}
+
+/// Run action `name` of `ws` for `route`, record it, and answer with `answer`.
+async fn run_action(
+    state: &WorkspaceServeState,
+    ws: &str,
+    name: &str,
+    params: &Value,
+    route: &'static str,
+    answer: fn(&crate::catalog::ActionRun) -> Response,
+) -> Response {
+    let live = match state.workspaces.live(ws).await {
+        Ok(l) => l,
+        Err(e) => return ws_error(e),
+    };
+    if live.catalog.action(name).is_none() {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            problem(
+                "unknown-action",
+                format_args!("workspace `{ws}` has no action named `{name}`"),
+            ),
+        );
+    }
+    let _slots = match take_slots(state, ws, route, 1).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let _in_flight = state.metrics.start();
+    let started = std::time::Instant::now();
+    match live.catalog.invoke(name, params).await {
+        Ok(run) => {
+            let outcome = run
+                .report
+                .outcome
+                .as_ref()
+                .err()
+                .map_or("ok", actionbox_runtime::error::InvokeError::kind);
+            state.metrics.finished(name, outcome, started.elapsed());
+            state.metrics.record_outbound(&run.report);
+            state.workspaces.history.record(ws, &run);
+            answer(&run)
+        }
+        Err(e) => {
+            state.metrics.finished(name, "host", started.elapsed());
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                problem("host", format_args!("{e:#}")),
+            )
+        }
+    }
+}
+
+async fn invoke(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+    b: Result<Json<InvokeBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Assistant) {
+        return r;
+    }
+    let Json(b) = match b {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e, "{\"params\": {…}}"),
+    };
+    run_action(&state, &ws, &name, &b.params, "invoke", routes::run_response).await
+}
+
+async fn debug_action(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+    b: Result<Json<InvokeBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    let Json(b) = match b {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e, "{\"params\": {…}}"),
+    };
+    run_action(&state, &ws, &name, &b.params, "debug", |run| {
+        Json(crate::debugger::trace_json(run)).into_response()
+    })
+    .await
+}
+
+async fn session_start(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(ws): UrlPath<String>,
+    b: Result<Json<SessionBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Assistant) {
+        return r;
+    }
+    let Json(b) = match b {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e, "{\"context\": {…}}"),
+    };
+    let live = match state.workspaces.live(&ws).await {
+        Ok(l) => l,
+        Err(e) => return ws_error(e),
+    };
+    let calls: u32 = routes::session_start_calls(&live.catalog, &b.context).values().sum();
+    let _slots = match take_slots(&state, &ws, "session-start", calls).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let _in_flight = state.metrics.start();
+    match live.catalog.session_start(&b.context).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", format_args!("{e:#}"))),
+    }
+}
+
+async fn test_integration(
+    State(state): State<WorkspaceServeState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((ws, name)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = caller.may(&ws, Scope::Admin) {
+        return r;
+    }
+    let live = match state.workspaces.live(&ws).await {
+        Ok(l) => l,
+        Err(e) => return ws_error(e),
+    };
+    if !live.catalog.integration_names().contains(&name) {
+        return ws_error(WorkspaceError::NotFound(format!(
+            "workspace `{ws}` has no integration named `{name}`"
+        )));
+    }
+    let _slots = match take_slots(&state, &ws, "test", 1).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let _in_flight = state.metrics.start();
+    match live.catalog.test_integration(&name).await {
+        Ok((base_url, report)) => routes::test_response(&base_url, &report),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            problem("host", format_args!("{e:#}")),
+        ),
+    }
+}
