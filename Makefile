@@ -17,7 +17,7 @@ ORDER        ?= 1001
 # tests/e2e/build.rs builds its own only for a plain `cargo test`.
 export ACTIONBOX_PREBUILT_COMPONENTS := 1
 
-.PHONY: all setup build component test-components host demo test lint fmt fuzz pyenv bench clean help \
+.PHONY: all setup build component test-components host demo test lint fmt fuzz pyenv bench clean help postgres \
 	jco inspect demo-jco python-action
 
 # A virtualenv with the MCP client package the MCP test drives actionbox with.
@@ -148,9 +148,16 @@ $(PYENV)/.installed:
 
 # ACTIONBOX_REQUIRE_ALL_TESTS: a test whose Node.js/Python/wac prerequisite is
 # missing fails here instead of skipping as it does under a plain `cargo test`.
-test: build test-components lint pyenv jco python-action edge
+test: build test-components lint pyenv jco python-action edge postgres
 	ACTIONBOX_REQUIRE_ALL_TESTS=1 $(CARGO) test --release
 	$(MAKE) --no-print-directory edge-test
+
+# PostgreSQL for the store's tests: they start their own throwaway cluster
+# (tests/pgcluster) on loopback, so only the server's binaries are needed.
+POSTGRES_PKG := postgresql-15
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt-get install -y $(POSTGRES_PKG) \
+		|| { apt-get update && apt-get install -y $(POSTGRES_PKG); }
 
 # jco and preview2-shim, exactly as package-lock.json pins them.
 $(JCO_STAMP): $(JCO_DIR)/package.json $(JCO_DIR)/package-lock.json

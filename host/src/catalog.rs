@@ -163,6 +163,9 @@ pub struct SessionStartReport {
     pub results: BTreeMap<String, Value>,
     /// Action name → why it did not run (a parameter the context lacks).
     pub skipped: BTreeMap<String, String>,
+    /// The runs themselves, for the history (not part of the answer).
+    #[serde(skip)]
+    pub runs: Vec<ActionRun>,
 }
 
 impl ActionCatalog {
@@ -332,14 +335,23 @@ impl ActionCatalog {
             });
         }
         let mut results = BTreeMap::new();
+        let mut done = Vec::new();
         for (name, run) in futures::future::join_all(runs).await {
             let payload = match run {
-                Ok(run) => run.assistant_payload(),
+                Ok(run) => {
+                    let payload = run.assistant_payload();
+                    done.push(run);
+                    payload
+                }
                 Err(e) => json!({ "error": crate::present::problem("host", format_args!("{e:#}")) }),
             };
             results.insert(name, payload);
         }
-        Ok(SessionStartReport { results, skipped })
+        Ok(SessionStartReport {
+            results,
+            skipped,
+            runs: done,
+        })
     }
 
     /// The Test button of integration `name`: its component's `test-connection`.

@@ -37,6 +37,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+/// Integrations one workspace may have: every one is a loaded catalog entry
+/// and a key held in memory on every replica that serves the workspace.
+pub const MAX_INTEGRATIONS_PER_WORKSPACE: usize = 32;
+/// Custom actions one workspace may have (each is a tool offered to the
+/// assistant; far more than any assistant can choose among).
+pub const MAX_ACTIONS_PER_WORKSPACE: usize = 256;
+
 /// How often a replica asks the store what changed.
 pub const CHANGE_POLL: Duration = Duration::from_millis(250);
 
@@ -104,6 +111,9 @@ pub struct Workspaces {
     live: RwLock<HashMap<String, Arc<LiveWorkspace>>>,
     gates: Mutex<HashMap<String, Arc<QuotaGate>>>,
     generation: AtomicI64,
+    /// Bumped by every invalidation, so a catalog built from a snapshot read
+    /// before a change is not cached after it.
+    invalidations: std::sync::atomic::AtomicU64,
     /// Where invocations are recorded.
     pub history: history::History,
 }
@@ -127,6 +137,7 @@ impl Workspaces {
             live: RwLock::default(),
             gates: Mutex::default(),
             generation: AtomicI64::new(generation),
+            invalidations: Default::default(),
             history,
         });
         tokio::spawn(follow_changes(Arc::downgrade(&workspaces)));
@@ -154,7 +165,7 @@ impl Workspaces {
         if let Some(live) = self.live.read().unwrap_or_else(|p| p.into_inner()).get(ws) {
             return Ok(live.clone());
         }
-        let generation = self.generation.load(Ordering::Acquire);
+        let before = self.invalidations.load(Ordering::Acquire);
         let snapshot = self.snapshot(ws).await?;
         self.gate(ws, snapshot.workspace.quotas);
         let live = Arc::new(self.build(&snapshot, None).await.map_err(|e| {
@@ -164,7 +175,7 @@ impl Workspaces {
         })?);
         // Cache it unless a change arrived while it was built (the next call
         // builds again, from the newer state).
-        if self.generation.load(Ordering::Acquire) == generation {
+        if self.invalidations.load(Ordering::Acquire) == before {
             self.live
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
@@ -214,6 +225,16 @@ impl Workspaces {
             .collect();
         if let Some(change) = change {
             change.apply(&mut integrations, &mut actions)?;
+            if integrations.len() > MAX_INTEGRATIONS_PER_WORKSPACE {
+                return Err(anyhow!(
+                    "a workspace may have at most {MAX_INTEGRATIONS_PER_WORKSPACE} integrations; delete one first"
+                ));
+            }
+            if actions.len() > MAX_ACTIONS_PER_WORKSPACE {
+                return Err(anyhow!(
+                    "a workspace may have at most {MAX_ACTIONS_PER_WORKSPACE} custom actions; delete one first"
+                ));
+            }
         }
         let integration_entries: Vec<Entry<'_>> = integrations
             .iter()
@@ -246,6 +267,7 @@ impl Workspaces {
 
     /// Drop the cached catalog of `ws`: the next call builds it anew.
     fn invalidate(&self, ws: &str) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.live.write().unwrap_or_else(|p| p.into_inner()).remove(ws);
     }
 
@@ -424,11 +446,8 @@ impl Workspaces {
         if changed.is_empty() && now == since {
             return Ok(());
         }
-        {
-            let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-            for ws in &changed {
-                live.remove(ws);
-            }
+        for ws in &changed {
+            self.invalidate(ws);
         }
         for ws in &changed {
             if let Ok(Some(w)) = self.store.workspace(ws).await {

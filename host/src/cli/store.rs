@@ -117,9 +117,7 @@ fn master_key() -> Result<Option<MasterKey>> {
     match std::env::var_os(MASTER_KEY_FILE_ENV) {
         Some(path) if !path.is_empty() => {
             let path = PathBuf::from(path);
-            Ok(Some(
-                MasterKey::from_file(&path).context(MASTER_KEY_FILE_ENV)?,
-            ))
+            Ok(Some(MasterKey::from_file(&path).context(MASTER_KEY_FILE_ENV)?))
         }
         _ => Ok(None),
     }

@@ -869,7 +869,12 @@ async fn session_start(
     };
     let _in_flight = state.metrics.start();
     match live.catalog.session_start(&b.context).await {
-        Ok(report) => Json(report).into_response(),
+        Ok(report) => {
+            for run in &report.runs {
+                state.workspaces.history.record(&ws, run);
+            }
+            Json(report).into_response()
+        }
         Err(e) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", format_args!("{e:#}"))),
     }
 }
