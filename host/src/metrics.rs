@@ -14,6 +14,27 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0,
 ];
 
+/// Distinct label sets one labelled counter keeps; past it, new ones are
+/// counted under [`OTHER_LABEL`]. Action and integration names come from
+/// config — in a store server, from thousands of merchants' admins — and a
+/// series per name would grow the server's memory (and every scrape) without
+/// bound.
+pub const MAX_LABEL_SETS: usize = 512;
+
+/// The label value that stands for every name past [`MAX_LABEL_SETS`].
+pub const OTHER_LABEL: &str = "(other)";
+
+/// `map[key]` += 1, or `map[fold(key)]` += 1 once the map holds
+/// [`MAX_LABEL_SETS`] keys and `key` is not one of them.
+fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, fold: impl FnOnce(K) -> K) {
+    let key = if map.len() >= MAX_LABEL_SETS && !map.contains_key(&key) {
+        fold(key)
+    } else {
+        key
+    };
+    *map.entry(key).or_default() += 1;
+}
+
 #[derive(Default)]
 struct Counters {
     invocations: BTreeMap<(String, String), u64>,
@@ -102,9 +123,11 @@ impl Metrics {
     /// A call of `action` ended with `outcome` (`ok` or an error kind).
     pub fn finished(&self, action: &str, outcome: &str, took: Duration) {
         let Ok(mut c) = self.counters.lock() else { return };
-        *c.invocations
-            .entry((action.to_string(), outcome.to_string()))
-            .or_default() += 1;
+        bump(
+            &mut c.invocations,
+            (action.to_string(), outcome.to_string()),
+            |(_, outcome)| (OTHER_LABEL.to_string(), outcome),
+        );
         let secs = took.as_secs_f64();
         for (i, le) in BUCKETS.iter().enumerate() {
             if secs <= *le {
@@ -123,7 +146,7 @@ impl Metrics {
         let Ok(mut c) = self.counters.lock() else { return };
         for r in &report.outbound {
             let key = r.status.map_or_else(|| "error".to_string(), |s| s.to_string());
-            *c.outbound.entry(key).or_default() += 1;
+            bump(&mut c.outbound, key, |_| OTHER_LABEL.to_string());
         }
         for v in &report.violations {
             match v {
@@ -138,7 +161,9 @@ impl Metrics {
     /// because `integration` was at its concurrency bound.
     pub fn saturated(&self, route: &'static str, integration: &str) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.saturated.entry((route, integration.to_string())).or_default() += 1;
+            bump(&mut c.saturated, (route, integration.to_string()), |(route, _)| {
+                (route, OTHER_LABEL.to_string())
+            });
         }
     }
 
@@ -325,4 +350,30 @@ fn write_gauge(out: &mut String, name: &str, help: &str, value: i64) {
 
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_sets_stay_bounded_however_many_names_come() {
+        let m = Metrics::default();
+        for i in 0..(MAX_LABEL_SETS * 3) {
+            m.finished(&format!("action_{i}"), "ok", Duration::from_millis(1));
+            m.saturated("invoke", &format!("workspace-{i}"));
+        }
+        let c = m.counters.lock().expect("not poisoned");
+        assert_eq!(
+            c.invocations.len(),
+            MAX_LABEL_SETS + 1,
+            "the cap plus one (other) series"
+        );
+        assert_eq!(
+            c.invocations[&(OTHER_LABEL.to_string(), "ok".to_string())],
+            (MAX_LABEL_SETS * 2) as u64
+        );
+        assert_eq!(c.saturated.len(), MAX_LABEL_SETS + 1);
+        assert_eq!(c.latency_count, (MAX_LABEL_SETS * 3) as u64, "every call still counted");
+    }
 }
