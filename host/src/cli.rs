@@ -491,6 +491,9 @@ async fn serve_store(args: ServeArgs, limits: crate::server::ConnectionLimits) -
             store::OPERATOR_TOKEN_ENV
         );
     }
+    if args.store.store.is_none() && Path::new("actionbox.toml").exists() {
+        eprintln!("note: serving the workspace store; to serve ./actionbox.toml instead, pass --config actionbox.toml");
+    }
     let operator_token = store::operator_token()?;
     let url = args.store.url()?;
     let workspaces = store::workspaces(&url, &args.store_serve, Some(args.max_concurrency)).await?;

@@ -328,6 +328,24 @@ mod tests {
     }
 
     #[test]
+    fn a_value_serde_refuses_is_reported_with_its_table_and_field() {
+        let text = "[[integration]]\nname = \"s\"\nkind = \"shipstation\"\ncomponent = \"c.wasm\"\n\
+                    [integration.limits]\nmemory_mib = \"lots\"\n\
+                    [[action]]\nname = \"track\"\nintegration = \"s\"\nmethod = \"trackOrder\"\nexecution = \"sometimes\"\n";
+        let e = format!("{:#}", parse(text).expect_err("a string for a number"));
+        assert!(
+            e.contains("actionbox.toml:6: integration `s` field `limits.memory_mib`"),
+            "{e}"
+        );
+        let fixed = text.replace("\"lots\"", "64");
+        let e = format!("{:#}", parse(&fixed).expect_err("an unknown execution"));
+        assert!(
+            e.contains("actionbox.toml:11: action `track` field `execution`: unknown variant `sometimes`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn api_key_env_must_be_a_variable_name_and_is_never_echoed() {
         let text = "[[integration]]\nname = \"s\"\nkind = \"shipstation\"\ncomponent = \"c.wasm\"\n\
                     api_key_env = \"sk live 0123456789\"\n";

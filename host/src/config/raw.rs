@@ -127,6 +127,50 @@ impl<'a> Locator<'a> {
         }
     }
 
+    /// `action `x` field `execution`` for the value at byte `offset`: the
+    /// `[[table]]` it is in (by the `name` that table gives), and its key
+    /// with any sub-table path. A parse error names the field with it, so the
+    /// same message reads well from a file and from the admin API (whose
+    /// workspace documents have no lines a person could look at).
+    fn field_at(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let at_line = self.text[..line_start].matches('\n').count();
+        let lines: Vec<&str> = self.text.lines().collect();
+        let key = lines.get(at_line)?.split_once('=')?.0.trim().trim_matches('"');
+        // The `[[table]]` the line is in, and the `[table.sub]` it may be under.
+        let mut sub = None;
+        let (table, header_line) = (0..at_line).rev().find_map(|i| {
+            let l = lines[i].trim();
+            if let Some(t) = l.strip_prefix("[[").and_then(|t| t.strip_suffix("]]")) {
+                return Some((t.trim(), i));
+            }
+            if sub.is_none() {
+                sub = l.strip_prefix('[').and_then(|t| t.strip_suffix(']')).map(str::trim);
+            }
+            None
+        })?;
+        // Its name: the `name = …` of the table's own part.
+        let name = lines[header_line + 1..]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| !l.starts_with('['))
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+            })
+            .map(|n| format!(" `{}`", actionbox_runtime::error::guest_text(&n, 64)))
+            .unwrap_or_default();
+        let path = match sub
+            .and_then(|s| s.strip_prefix(table))
+            .and_then(|s| s.strip_prefix('.'))
+        {
+            Some(prefix) => format!("{prefix}.{key}"),
+            None => key.to_string(),
+        };
+        Some(format!("{table}{name} field `{path}`"))
+    }
+
     /// `path:line` for a file, `None` for a workspace.
     fn declared_at(&self, line: usize) -> Option<String> {
         self.path.map(|p| format!("{}:{line}", p.display()))
@@ -140,7 +184,10 @@ pub(super) fn parse(text: &str, source: Source<'_>) -> Result<Config> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| at.line(s.start));
         let msg = e.message().trim_end().to_string();
-        at.error(line, msg)
+        match e.span().and_then(|s| at.field_at(s.start)) {
+            Some(field) => at.error(line, format!("{field}: {msg}")),
+            None => at.error(line, msg),
+        }
     })?;
     let (kinds, origin, base_dir) = match source {
         Source::File(path) => (

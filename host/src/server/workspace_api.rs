@@ -902,10 +902,25 @@ async fn test_integration(
     };
     let _in_flight = state.metrics.start();
     match live.catalog.test_integration(&name).await {
-        Ok((base_url, report)) => routes::test_response(&base_url, &report),
+        Ok((base_url, report)) => {
+            let response = routes::test_response(&base_url, &report);
+            let run = crate::catalog::ActionRun {
+                action: TEST_BUTTON_ACTION.to_string(),
+                integration: name,
+                method: TEST_BUTTON_ACTION.to_string(),
+                base_url,
+                report,
+                response_instructions: None,
+            };
+            state.workspaces.history.record(&ws, &run);
+            response
+        }
         Err(e) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             problem("host", format_args!("{e:#}")),
         ),
     }
 }
+
+/// The action name the Test button's runs are kept under in history.
+pub const TEST_BUTTON_ACTION: &str = "test-connection";

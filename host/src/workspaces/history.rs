@@ -1,6 +1,8 @@
 //! Invocation history: every call's debugger trace, written to the store off
 //! the call's path. A call hands its record to a bounded queue and returns;
-//! one writer task stores records in order and applies the retention. When
+//! one writer task stores what has queued up in one transaction (up to
+//! [`BATCH`] records), keeps the newest `keep_last` of each workspace it
+//! wrote to, and drops what is older than `keep_days` now and then. When
 //! the store cannot keep up the queue is full and records are dropped and
 //! counted (`actionbox_history_dropped_total`), never the calls slowed or
 //! the server's memory grown.
@@ -17,7 +19,10 @@ use tokio::sync::mpsc;
 /// KiB (the recorder's caps), so the queue holds tens of MiB at worst.
 pub const HISTORY_QUEUE: usize = 1024;
 
-/// How often the writer applies the retention.
+/// Records stored in one transaction at most.
+pub const BATCH: usize = 256;
+
+/// How often the writer drops records older than `keep_days`.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// Where records go.
@@ -34,19 +39,25 @@ impl History {
         let lost = dropped.clone();
         tokio::spawn(async move {
             let mut last_prune = tokio::time::Instant::now();
-            let mut since_prune = 0u64;
-            while let Some((workspace, record)) = records.recv().await {
-                if let Err(e) = store.record_invocation(&workspace, &record).await {
-                    lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("an invocation of workspace `{workspace}` was not kept in history: {e}");
+            let mut batch = Vec::with_capacity(BATCH);
+            while records.recv_many(&mut batch, BATCH).await > 0 {
+                if let Err(e) = store.record_invocations(&batch, retention.keep_last).await {
+                    lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    tracing::warn!("{} invocations were not kept in history: {e}", batch.len());
                 }
-                since_prune += 1;
-                if since_prune > 0 && (last_prune.elapsed() >= PRUNE_EVERY || since_prune >= 1000) {
-                    if let Err(e) = store.prune_invocations(&retention).await {
-                        tracing::warn!("history retention could not be applied: {e}");
+                batch.clear();
+                if retention.keep_days.is_some() && last_prune.elapsed() >= PRUNE_EVERY {
+                    let by_age = Retention {
+                        keep_last: None,
+                        keep_days: retention.keep_days,
+                    };
+                    if let Err(e) = store.prune_invocations(&by_age).await {
+                        tracing::warn!(
+                            "history older than {:?} days could not be dropped: {e}",
+                            retention.keep_days
+                        );
                     }
                     last_prune = tokio::time::Instant::now();
-                    since_prune = 0;
                 }
             }
         });

@@ -74,13 +74,21 @@ impl QuotaGate {
         }
     }
 
-    /// Apply new quotas. Calls in flight keep the permits they hold (on the
-    /// old semaphore); new calls count against the new bound.
+    /// Apply new quotas at once. Calls in flight keep the permits they hold
+    /// (on the old semaphore); new calls count against the new bound. A
+    /// raised per-minute quota credits the difference now, a lowered one caps
+    /// what is left, so the next call sees the new quota, not a bucket
+    /// refilling at the new rate.
     pub fn update(&self, quotas: Quotas) {
         let mut current = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
-        if current.0 != quotas {
-            *current = (quotas, Arc::new(Semaphore::new(quotas.max_concurrent_calls as usize)));
+        if current.0 == quotas {
+            return;
         }
+        let old_per_minute = f64::from(current.0.calls_per_minute);
+        let new_per_minute = f64::from(quotas.calls_per_minute);
+        let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        bucket.tokens = (bucket.tokens + (new_per_minute - old_per_minute).max(0.0)).min(new_per_minute);
+        *current = (quotas, Arc::new(Semaphore::new(quotas.max_concurrent_calls as usize)));
     }
 
     /// `calls` calls' worth of quota now (a session start takes one per action
@@ -145,6 +153,29 @@ mod tests {
         assert_eq!(gate.try_enter(1).err(), Some(QuotaExceeded::Concurrency { limit: 2 }));
         drop(a);
         assert!(gate.try_enter(1).is_ok(), "a finished call frees its slot");
+    }
+
+    #[test]
+    fn a_raised_rate_applies_to_the_next_call() {
+        let gate = QuotaGate::new(Quotas {
+            max_concurrent_calls: 10,
+            calls_per_minute: 2,
+        });
+        for _ in 0..2 {
+            drop(gate.try_enter(1).expect("within the minute"));
+        }
+        assert!(gate.try_enter(1).is_err(), "spent");
+        gate.update(Quotas {
+            max_concurrent_calls: 10,
+            calls_per_minute: 600,
+        });
+        assert!(gate.try_enter(1).is_ok(), "the raise is credited at once");
+        gate.update(Quotas {
+            max_concurrent_calls: 10,
+            calls_per_minute: 1,
+        });
+        assert!(gate.try_enter(1).is_ok(), "one left under the lowered quota");
+        assert!(gate.try_enter(1).is_err(), "and no more");
     }
 
     #[test]

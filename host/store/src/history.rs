@@ -34,6 +34,52 @@ impl Store {
         id.ok_or_else(|| StoreError::not_found(format!("workspace \"{ws}\"")))
     }
 
+    /// Store a batch of invocations in one transaction (one commit, so one
+    /// fsync on SQLite, for the whole batch) and keep only the newest
+    /// `keep_last` of each workspace the batch touched. Records of workspaces
+    /// that no longer exist are skipped. Returns how many were stored.
+    pub async fn record_invocations(&self, batch: &[(String, NewInvocation)], keep_last: Option<u32>) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let mut stored = 0;
+        for (ws, record) in batch {
+            stored += sqlx::query(
+                "INSERT INTO invocations \
+                 (workspace_id, action, integration, method, outcome, started_ms, duration_ms, trace) \
+                 SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM workspaces WHERE id = $1",
+            )
+            .bind(ws)
+            .bind(&record.action)
+            .bind(&record.integration)
+            .bind(&record.method)
+            .bind(&record.outcome)
+            .bind(record.started_ms)
+            .bind(record.duration_ms)
+            .bind(record.trace.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if let Some(keep_last) = keep_last {
+            let mut touched: Vec<&str> = batch.iter().map(|(ws, _)| ws.as_str()).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            for ws in touched {
+                // The newest `keep_last` by the listing's own order; the
+                // index on (workspace_id, started_ms, id) serves both sides.
+                sqlx::query(
+                    "DELETE FROM invocations WHERE workspace_id = $1 AND id NOT IN \
+                     (SELECT id FROM invocations WHERE workspace_id = $1 ORDER BY started_ms DESC, id DESC LIMIT $2)",
+                )
+                .bind(ws)
+                .bind(i64::from(keep_last))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
     /// A workspace's invocations matching `filter`, newest first.
     pub async fn invocations(&self, ws: &str, filter: &InvocationFilter) -> Result<Vec<InvocationSummary>> {
         self.require_workspace_exists(ws).await?;

@@ -17,3 +17,6 @@ mod serve_hostile_clients;
 mod tls;
 mod track_order;
 mod upstream_faults;
+mod workspaces;
+mod workspaces_admin;
+mod workspaces_ops;
