@@ -215,6 +215,7 @@ bench: build
 	rm -rf target/bench/raw
 	$(CARGO) bench -p actionbox-bench --bench sandbox
 	target/release/bench-report
+	target/release/workspace-bench
 
 # cargo-fuzz on the nightly toolchain (not part of `make test` / CI).
 fuzz:

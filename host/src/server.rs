@@ -323,6 +323,7 @@ fn reload_on_sighup(state: ServeState) -> Option<tokio::task::JoinHandle<()>> {
     }
 }
 
+/// The bearer token of a request, if it sends one.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?

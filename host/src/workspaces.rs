@@ -44,6 +44,10 @@ pub const MAX_INTEGRATIONS_PER_WORKSPACE: usize = 32;
 /// assistant; far more than any assistant can choose among).
 pub const MAX_ACTIONS_PER_WORKSPACE: usize = 256;
 
+/// Verified tokens a replica remembers at most (by digest); past it the
+/// memory is cleared and tokens are checked against the store again.
+pub const MAX_CACHED_TOKENS: usize = 65_536;
+
 /// How often a replica asks the store what changed.
 pub const CHANGE_POLL: Duration = Duration::from_millis(250);
 
@@ -111,6 +115,12 @@ pub struct Workspaces {
     live: RwLock<HashMap<String, Arc<LiveWorkspace>>>,
     gates: Mutex<HashMap<String, Arc<QuotaGate>>>,
     generation: AtomicI64,
+    /// Tokens verified against the store, by SHA-256 of the presented text:
+    /// a request need not ask the store who it is. Dropped with their
+    /// workspace's catalog on every change (a revocation is one), so a
+    /// revoked token stops working here at once and on other replicas with
+    /// the change feed.
+    tokens: Mutex<HashMap<[u8; 32], actionbox_store::TokenInfo>>,
     /// Bumped by every invalidation, so a catalog built from a snapshot read
     /// before a change is not cached after it.
     invalidations: std::sync::atomic::AtomicU64,
@@ -138,6 +148,7 @@ impl Workspaces {
             gates: Mutex::default(),
             generation: AtomicI64::new(generation),
             invalidations: Default::default(),
+            tokens: Mutex::default(),
             history,
         });
         tokio::spawn(follow_changes(Arc::downgrade(&workspaces)));
@@ -269,6 +280,39 @@ impl Workspaces {
     fn invalidate(&self, ws: &str) {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.live.write().unwrap_or_else(|p| p.into_inner()).remove(ws);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| t.workspace != ws);
+    }
+
+    /// Who `presented` is: a remembered verification, or the store's.
+    pub async fn authenticate(&self, presented: &str) -> WsResult<Option<actionbox_store::TokenInfo>> {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if let Some(t) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
+            return Ok(Some(t.clone()));
+        }
+        let before = self.invalidations.load(Ordering::Acquire);
+        let Some(token) = self.store.authenticate(presented).await? else {
+            return Ok(None);
+        };
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        // Not remembered when a change (perhaps its revocation) arrived meanwhile.
+        if self.invalidations.load(Ordering::Acquire) == before {
+            if tokens.len() >= MAX_CACHED_TOKENS {
+                tokens.clear();
+            }
+            tokens.insert(digest, token.clone());
+        }
+        Ok(Some(token))
+    }
+
+    /// Revoke token `id` of `ws`: refused from now on, here at once.
+    pub async fn revoke_token(&self, ws: &str, id: &str, actor: &str) -> WsResult<()> {
+        self.store.revoke_token(ws, id, actor).await?;
+        self.invalidate(ws);
+        Ok(())
     }
 
     /// Create or replace integration `name` of `ws` from a request body:

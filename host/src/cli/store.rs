@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 /// Environment variable naming the master key file.
 pub const MASTER_KEY_FILE_ENV: &str = "ACTIONBOX_MASTER_KEY_FILE";
+/// Environment variable naming the previous master key file, during a
+/// rotation: keys sealed under it still open.
+pub const PREVIOUS_MASTER_KEY_FILE_ENV: &str = "ACTIONBOX_PREVIOUS_MASTER_KEY_FILE";
 /// Environment variable holding the operator's token.
 pub const OPERATOR_TOKEN_ENV: &str = "ACTIONBOX_OPERATOR_TOKEN";
 
@@ -114,10 +117,15 @@ pub(super) enum WorkspaceCommand {
 
 /// The master key, when ACTIONBOX_MASTER_KEY_FILE names one.
 fn master_key() -> Result<Option<MasterKey>> {
-    match std::env::var_os(MASTER_KEY_FILE_ENV) {
+    key_file(MASTER_KEY_FILE_ENV)
+}
+
+/// The key in the file environment variable `var` names, if it names one.
+fn key_file(var: &str) -> Result<Option<MasterKey>> {
+    match std::env::var_os(var) {
         Some(path) if !path.is_empty() => {
             let path = PathBuf::from(path);
-            Ok(Some(MasterKey::from_file(&path).context(MASTER_KEY_FILE_ENV)?))
+            Ok(Some(MasterKey::from_file(&path).context(var.to_string())?))
         }
         _ => Ok(None),
     }
@@ -126,9 +134,13 @@ fn master_key() -> Result<Option<MasterKey>> {
 /// Open the store at `url` with the master key, if any.
 async fn open(url: &str) -> Result<Store> {
     let master = master_key()?;
-    Store::open(url, master)
+    let store = Store::open(url, master)
         .await
-        .with_context(|| format!("cannot open the store {}", shown_store(url)))
+        .with_context(|| format!("cannot open the store {}", shown_store(url)))?;
+    if let Some(previous) = key_file(PREVIOUS_MASTER_KEY_FILE_ENV)? {
+        store.also_open_with(previous);
+    }
+    Ok(store)
 }
 
 /// `url` with any password replaced, for messages.

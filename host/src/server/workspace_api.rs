@@ -22,7 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::routes::{self, bad_body, error_response, InvokeBody, SessionBody, ToolsQuery};
-use super::same_token;
+use super::{bearer, same_token};
 use crate::metrics::Metrics;
 use crate::present::{self, problem, ToolFormat};
 use crate::workspaces::quota::{QuotaExceeded, QuotaPermit};
@@ -30,7 +30,7 @@ use crate::workspaces::{WorkspaceError, Workspaces};
 use actionbox_store::{AuditFilter, InvocationFilter, Quotas, Scope, TokenInfo};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -162,9 +162,20 @@ pub fn router(state: WorkspaceServeState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .merge(api)
         .layer(DefaultBodyLimit::max(super::MAX_REQUEST_BODY_BYTES))
         .with_state(state)
+}
+
+/// `GET /readyz`: 200 while the store answers, 503 when it does not — so a
+/// replica that lost its database is taken out of rotation (`/healthz` only
+/// says the process lives).
+async fn ready(State(state): State<WorkspaceServeState>) -> Response {
+    match state.workspaces.store().ping().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(e) => store_unavailable(&e.to_string()),
+    }
 }
 
 /// `GET /metrics` of a store replica.
@@ -191,14 +202,6 @@ pub fn metrics_router(state: WorkspaceServeState) -> Router {
         .with_state(state)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-}
-
 fn unauthenticated(state: &WorkspaceServeState, why: &str) -> Response {
     state.metrics.unauthorized();
     let mut response = error_response(StatusCode::UNAUTHORIZED, problem("unauthenticated", why));
@@ -220,10 +223,10 @@ async fn authenticate(State(state): State<WorkspaceServeState>, mut request: Req
     let caller = if same_token(given, &state.operator_token) {
         Caller::Operator
     } else {
-        match state.workspaces.store().authenticate(given).await {
+        match state.workspaces.authenticate(given).await {
             Ok(Some(token)) => Caller::Token(token),
             Ok(None) => return unauthenticated(&state, "unknown, revoked or malformed token"),
-            Err(e) => return store_unavailable(&e.to_string()),
+            Err(e) => return ws_error(e),
         }
     };
     request.extensions_mut().insert(caller);
@@ -246,6 +249,41 @@ fn ws_error(e: WorkspaceError) -> Response {
 
 fn store_error(e: actionbox_store::StoreError) -> Response {
     ws_error(e.into())
+}
+
+/// `{key: list}`, or the error's answer.
+fn listed<T: serde::Serialize, E: Into<WorkspaceError>>(r: Result<Vec<T>, E>, key: &str) -> Response {
+    match r {
+        Ok(list) => Json(json!({ key: list })).into_response(),
+        Err(e) => ws_error(e.into()),
+    }
+}
+
+/// The entry of `list` called `name`, 404 naming `what` when there is none.
+fn named(r: Result<Vec<Value>, WorkspaceError>, name: &str, what: &str) -> Response {
+    match r {
+        Ok(list) => match list.into_iter().find(|v| v["name"] == name) {
+            Some(v) => Json(v).into_response(),
+            None => ws_error(WorkspaceError::NotFound(format!("no {what} is named `{name}`"))),
+        },
+        Err(e) => ws_error(e),
+    }
+}
+
+/// 204, or the error's answer.
+fn done<E: Into<WorkspaceError>>(r: Result<(), E>) -> Response {
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ws_error(e.into()),
+    }
+}
+
+/// 200 with `value`, or the error's answer.
+fn answered<T: serde::Serialize, E: Into<WorkspaceError>>(r: Result<T, E>) -> Response {
+    match r {
+        Ok(v) => Json(json!(v)).into_response(),
+        Err(e) => ws_error(e.into()),
+    }
 }
 
 type Body = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
@@ -297,10 +335,7 @@ async fn list_workspaces(State(state): State<WorkspaceServeState>, Extension(cal
     if let Err(r) = caller.operator() {
         return r;
     }
-    match state.workspaces.store().workspaces().await {
-        Ok(list) => Json(json!({ "workspaces": list })).into_response(),
-        Err(e) => store_error(e),
-    }
+    listed(state.workspaces.store().workspaces().await, "workspaces")
 }
 
 async fn get_workspace(
@@ -326,10 +361,7 @@ async fn delete_workspace(
     if let Err(r) = caller.operator() {
         return r;
     }
-    match state.workspaces.delete_workspace(&ws, &caller.actor()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => ws_error(e),
-    }
+    done(state.workspaces.delete_workspace(&ws, &caller.actor()).await)
 }
 
 async fn set_quotas(
@@ -345,10 +377,7 @@ async fn set_quotas(
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"max_concurrent_calls\": 16, \"calls_per_minute\": 600}"),
     };
-    match state.workspaces.set_quotas(&ws, quotas, &caller.actor()).await {
-        Ok(w) => Json(json!(w)).into_response(),
-        Err(e) => ws_error(e),
-    }
+    answered(state.workspaces.set_quotas(&ws, quotas, &caller.actor()).await)
 }
 
 #[derive(Deserialize)]
@@ -401,10 +430,7 @@ async fn list_tokens(
     if let Err(r) = caller.operator() {
         return r;
     }
-    match state.workspaces.store().tokens(&ws).await {
-        Ok(list) => Json(json!({ "tokens": list })).into_response(),
-        Err(e) => store_error(e),
-    }
+    listed(state.workspaces.store().tokens(&ws).await, "tokens")
 }
 
 async fn revoke_token(
@@ -415,10 +441,7 @@ async fn revoke_token(
     if let Err(r) = caller.operator() {
         return r;
     }
-    match state.workspaces.store().revoke_token(&ws, &id, &caller.actor()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => store_error(e),
-    }
+    done(state.workspaces.revoke_token(&ws, &id, &caller.actor()).await)
 }
 
 async fn register_component(
@@ -461,10 +484,7 @@ async fn list_components(State(state): State<WorkspaceServeState>, Extension(cal
     if let Err(r) = caller.operator() {
         return r;
     }
-    match state.workspaces.store().components().await {
-        Ok(list) => Json(json!({ "components": list })).into_response(),
-        Err(e) => store_error(e),
-    }
+    listed(state.workspaces.store().components().await, "components")
 }
 
 #[derive(Deserialize)]
@@ -524,10 +544,7 @@ async fn list_integrations(
     if let Err(r) = caller.may(&ws, Scope::Admin) {
         return r;
     }
-    match state.workspaces.integrations(&ws).await {
-        Ok(list) => Json(json!({ "integrations": list })).into_response(),
-        Err(e) => ws_error(e),
-    }
+    listed(state.workspaces.integrations(&ws).await, "integrations")
 }
 
 async fn get_integration(
@@ -538,13 +555,7 @@ async fn get_integration(
     if let Err(r) = caller.may(&ws, Scope::Admin) {
         return r;
     }
-    match state.workspaces.integrations(&ws).await {
-        Ok(list) => match list.into_iter().find(|i| i["name"] == name.as_str()) {
-            Some(i) => Json(i).into_response(),
-            None => ws_error(WorkspaceError::NotFound(format!("no integration is named `{name}`"))),
-        },
-        Err(e) => ws_error(e),
-    }
+    named(state.workspaces.integrations(&ws).await, &name, "integration")
 }
 
 async fn put_integration(
@@ -577,10 +588,7 @@ async fn delete_integration(
     if let Err(r) = caller.may(&ws, Scope::Admin) {
         return r;
     }
-    match state.workspaces.delete_integration(&ws, &name, &caller.actor()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => ws_error(e),
-    }
+    done(state.workspaces.delete_integration(&ws, &name, &caller.actor()).await)
 }
 
 async fn list_actions(
@@ -591,10 +599,7 @@ async fn list_actions(
     if let Err(r) = caller.may(&ws, Scope::Admin) {
         return r;
     }
-    match state.workspaces.actions(&ws).await {
-        Ok(list) => Json(json!({ "actions": list })).into_response(),
-        Err(e) => ws_error(e),
-    }
+    listed(state.workspaces.actions(&ws).await, "actions")
 }
 
 async fn get_action(
@@ -605,13 +610,7 @@ async fn get_action(
     if let Err(r) = caller.may(&ws, Scope::Admin) {
         return r;
     }
-    match state.workspaces.actions(&ws).await {
-        Ok(list) => match list.into_iter().find(|a| a["name"] == name.as_str()) {
-            Some(a) => Json(a).into_response(),
-            None => ws_error(WorkspaceError::NotFound(format!("no action is named `{name}`"))),
-        },
-        Err(e) => ws_error(e),
-    }
+    named(state.workspaces.actions(&ws).await, &name, "action")
 }
 
 async fn put_action(
@@ -641,10 +640,7 @@ async fn delete_action(
     if let Err(r) = caller.may(&ws, Scope::Admin) {
         return r;
     }
-    match state.workspaces.delete_action(&ws, &name, &caller.actor()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => ws_error(e),
-    }
+    done(state.workspaces.delete_action(&ws, &name, &caller.actor()).await)
 }
 
 #[derive(Deserialize)]
@@ -670,10 +666,7 @@ async fn list_invocations(
         since_ms: q.since,
         limit: q.limit.unwrap_or(50),
     };
-    match state.workspaces.store().invocations(&ws, &filter).await {
-        Ok(list) => Json(json!({ "invocations": list })).into_response(),
-        Err(e) => store_error(e),
-    }
+    listed(state.workspaces.store().invocations(&ws, &filter).await, "invocations")
 }
 
 async fn get_invocation(
@@ -797,8 +790,9 @@ async fn run_action(
                 .map_or("ok", actionbox_runtime::error::InvokeError::kind);
             state.metrics.finished(name, outcome, started.elapsed());
             state.metrics.record_outbound(&run.report);
-            state.workspaces.history.record(ws, &run);
-            answer(&run)
+            let response = answer(&run);
+            state.workspaces.history.record(ws, run);
+            response
         }
         Err(e) => {
             state.metrics.finished(name, "host", started.elapsed());
@@ -869,8 +863,8 @@ async fn session_start(
     };
     let _in_flight = state.metrics.start();
     match live.catalog.session_start(&b.context).await {
-        Ok(report) => {
-            for run in &report.runs {
+        Ok(mut report) => {
+            for run in std::mem::take(&mut report.runs) {
                 state.workspaces.history.record(&ws, run);
             }
             Json(report).into_response()
@@ -912,7 +906,7 @@ async fn test_integration(
                 report,
                 response_instructions: None,
             };
-            state.workspaces.history.record(&ws, &run);
+            state.workspaces.history.record(&ws, run);
             response
         }
         Err(e) => error_response(

@@ -19,33 +19,49 @@ use tokio::sync::mpsc;
 /// KiB (the recorder's caps), so the queue holds tens of MiB at worst.
 pub const HISTORY_QUEUE: usize = 1024;
 
+/// A warning is logged for the first dropped record and every this many after.
+const DROP_WARN_EVERY: u64 = 1000;
+
 /// Records stored in one transaction at most.
 pub const BATCH: usize = 256;
+
+/// How long the writer waits before it tries a failed batch again.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// How often the writer drops records older than `keep_days`.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// Where records go.
 pub struct History {
-    queue: mpsc::Sender<(String, NewInvocation)>,
+    queue: mpsc::Sender<(String, ActionRun, i64)>,
     dropped: Arc<AtomicU64>,
 }
 
 impl History {
     /// Start the writer for `store`, keeping what `retention` says.
     pub fn start(store: Store, retention: Retention) -> Self {
-        let (queue, mut records) = mpsc::channel::<(String, NewInvocation)>(HISTORY_QUEUE);
+        let (queue, mut runs) = mpsc::channel::<(String, ActionRun, i64)>(HISTORY_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let lost = dropped.clone();
         tokio::spawn(async move {
             let mut last_prune = tokio::time::Instant::now();
-            let mut batch = Vec::with_capacity(BATCH);
-            while records.recv_many(&mut batch, BATCH).await > 0 {
-                if let Err(e) = store.record_invocations(&batch, retention.keep_last).await {
+            let mut received = Vec::with_capacity(BATCH);
+            while runs.recv_many(&mut received, BATCH).await > 0 {
+                // The trace is built here, not on the call's path.
+                let batch: Vec<(String, NewInvocation)> = received
+                    .drain(..)
+                    .map(|(ws, run, ended_ms)| (ws, record_of(&run, ended_ms)))
+                    .collect();
+                let mut stored = store.record_invocations(&batch, retention.keep_last).await;
+                if stored.is_err() {
+                    // Once more after a pause: a busy database is the usual cause.
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    stored = store.record_invocations(&batch, retention.keep_last).await;
+                }
+                if let Err(e) = stored {
                     lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     tracing::warn!("{} invocations were not kept in history: {e}", batch.len());
                 }
-                batch.clear();
                 if retention.keep_days.is_some() && last_prune.elapsed() >= PRUNE_EVERY {
                     let by_age = Retention {
                         keep_last: None,
@@ -64,29 +80,40 @@ impl History {
         Self { queue, dropped }
     }
 
-    /// Keep `run` of `workspace` (its trace, which holds no key: the
-    /// debugger's redacted view).
-    pub fn record(&self, workspace: &str, run: &ActionRun) {
-        let outcome = run.report.outcome.as_ref().err().map_or("ok", InvokeError::kind);
-        let now_ms = SystemTime::now()
+    /// Keep `run` of `workspace`: queued as it is, its trace (the
+    /// debugger's redacted view, which holds no key) built by the writer.
+    pub fn record(&self, workspace: &str, run: ActionRun) {
+        let ended_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let record = NewInvocation {
-            action: run.action.clone(),
-            integration: run.integration.clone(),
-            method: run.method.clone(),
-            outcome: outcome.to_string(),
-            started_ms: now_ms - run.report.elapsed_ms as i64,
-            duration_ms: run.report.elapsed_ms as i64,
-            trace: crate::debugger::trace_json(run),
-        };
-        if self.queue.try_send((workspace.to_string(), record)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.queue.try_send((workspace.to_string(), run, ended_ms)).is_err() {
+            let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if before % DROP_WARN_EVERY == 0 {
+                tracing::warn!(
+                    "the history queue is full: invocations are not being kept ({} so far, \
+                     actionbox_history_dropped_total); the store is slower than the calls",
+                    before + 1
+                );
+            }
         }
     }
 
     /// Records dropped so far (queue full or the store failed).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The history record of `run`, which ended at `ended_ms`.
+fn record_of(run: &ActionRun, ended_ms: i64) -> NewInvocation {
+    let outcome = run.report.outcome.as_ref().err().map_or("ok", InvokeError::kind);
+    NewInvocation {
+        action: run.action.clone(),
+        integration: run.integration.clone(),
+        method: run.method.clone(),
+        outcome: outcome.to_string(),
+        started_ms: ended_ms - run.report.elapsed_ms as i64,
+        duration_ms: run.report.elapsed_ms as i64,
+        trace: crate::debugger::trace_json(run),
     }
 }

@@ -10,6 +10,10 @@ use crate::store::{clamp_limit, json_column, now_ms, Store};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+/// Rows (or workspace ids) per statement of a batch: 256 rows × 8 values
+/// stay far below both backends' limits on bound parameters.
+const MAX_ROWS_PER_STATEMENT: usize = 256;
+
 const SUMMARY_COLUMNS: &str = "id, action, integration, method, outcome, started_ms, duration_ms";
 
 impl Store {
@@ -39,30 +43,70 @@ impl Store {
     /// `keep_last` of each workspace the batch touched. Records of workspaces
     /// that no longer exist are skipped. Returns how many were stored.
     pub async fn record_invocations(&self, batch: &[(String, NewInvocation)], keep_last: Option<u32>) -> Result<u64> {
-        let mut tx = self.pool().begin().await?;
-        let mut stored = 0;
-        for (ws, record) in batch {
-            stored += sqlx::query(
-                "INSERT INTO invocations \
-                 (workspace_id, action, integration, method, outcome, started_ms, duration_ms, trace) \
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM workspaces WHERE id = $1",
-            )
-            .bind(ws)
-            .bind(&record.action)
-            .bind(&record.integration)
-            .bind(&record.method)
-            .bind(&record.outcome)
-            .bind(record.started_ms)
-            .bind(record.duration_ms)
-            .bind(record.trace.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // A writing transaction from its start: on SQLite a transaction that
+        // read first could not become a writer once another one committed.
+        let mut tx = self.begin_exclusive().await?;
+        // Which of the batch's workspaces still exist: one query, then one
+        // multi-row INSERT, so a batch costs two round trips to the database
+        // (each is a hop to sqlx's worker thread on SQLite), not one per call.
+        let mut touched: Vec<&str> = batch.iter().map(|(ws, _)| ws.as_str()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut existing: Vec<String> = Vec::new();
+        for chunk in touched.chunks(MAX_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id FROM workspaces WHERE id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for ws in chunk {
+                query = query.bind(*ws);
+            }
+            existing.extend(query.fetch_all(&mut *tx).await?);
         }
+        let rows: Vec<&(String, NewInvocation)> = batch.iter().filter(|(ws, _)| existing.contains(ws)).collect();
+        let mut stored = 0;
+        for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+            let values = (0..chunk.len())
+                .map(|r| {
+                    let b = r * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO invocations \
+                 (workspace_id, action, integration, method, outcome, started_ms, duration_ms, trace) VALUES {values}"
+            );
+            let mut query = sqlx::query(&sql);
+            for (ws, record) in chunk {
+                query = query
+                    .bind(ws)
+                    .bind(&record.action)
+                    .bind(&record.integration)
+                    .bind(&record.method)
+                    .bind(&record.outcome)
+                    .bind(record.started_ms)
+                    .bind(record.duration_ms)
+                    .bind(record.trace.to_string());
+            }
+            stored += query.execute(&mut *tx).await?.rows_affected();
+        }
+        let touched: Vec<&str> = existing.iter().map(String::as_str).collect();
         if let Some(keep_last) = keep_last {
-            let mut touched: Vec<&str> = batch.iter().map(|(ws, _)| ws.as_str()).collect();
-            touched.sort_unstable();
-            touched.dedup();
             for ws in touched {
                 // The newest `keep_last` by the listing's own order; the
                 // index on (workspace_id, started_ms, id) serves both sides.

@@ -157,8 +157,10 @@ impl Store {
     }
 
     /// Re-seal every stored API key under `new` in one transaction and make
-    /// `new` this store's key; returns how many keys were re-sealed. Every
-    /// key must open under the current master key, or nothing changes.
+    /// `new` this store's key; returns how many keys were re-sealed. Keys
+    /// already under `new` are left as they are; every other key must open
+    /// under the current key (or the previous one, [`Store::also_open_with`]),
+    /// or nothing changes.
     pub async fn rotate_master_key(&self, new: MasterKey, actor: &str) -> Result<usize> {
         let mut w = self.begin_write().await?;
         let current = self.master_key()?;
@@ -172,13 +174,13 @@ impl Store {
         for row in &rows {
             let (_, sealed) = integration_from_row(row)?;
             let Some(sealed) = sealed else { continue };
-            if sealed.master_id != current.id() {
-                return Err(StoreError::WrongMasterKey {
-                    sealed_with: sealed.master_id,
-                    have: current.id(),
-                });
+            if sealed.master_id == new.id() {
+                // Sealed under the new key already (by a replica that runs
+                // with it while the rotation is under way): nothing to do.
+                continue;
             }
-            let secret = current.open(&sealed)?;
+            // Under the current key, or the previous one this store also opens.
+            let secret = self.unseal(&sealed)?;
             resealed.push(new.seal(&sealed.workspace, &sealed.integration, &secret)?);
         }
         let mut changed_workspaces: Vec<&str> = Vec::new();

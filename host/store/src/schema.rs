@@ -1,5 +1,6 @@
-//! The embedded schema: one logical schema, its DDL written once per
-//! backend, applied in order at open inside one transaction.
+//! The embedded schema: one schema, its DDL written once with the few type
+//! names the backends spell differently left as placeholders, applied in
+//! order at open inside one transaction.
 //!
 //! `actionbox_meta` holds `schema_version` (the last migration applied) and
 //! `generation` (the change counter, see `changes.rs`). A database whose
@@ -18,68 +19,82 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// One migration: the statements that take the schema from `version - 1` to `version`.
 struct Migration {
     version: i64,
-    sqlite: &'static [&'static str],
-    postgres: &'static [&'static str],
+    statements: &'static [&'static str],
 }
 
+/// `statement` in `backend`'s spelling: a 64-bit integer, a byte string,
+/// and an auto-numbered 64-bit primary key.
+fn dialect(statement: &str, backend: Backend) -> String {
+    let (int, blob, serial) = match backend {
+        Backend::Sqlite => ("INTEGER", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        Backend::Postgres => ("BIGINT", "BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    };
+    statement
+        .replace("{serial}", serial)
+        .replace("{int}", int)
+        .replace("{blob}", blob)
+}
+
+/// The migrations, written once: `{int}`, `{blob}` and `{serial}` stand
+/// for the types the backends spell differently ([`dialect`]).
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    sqlite: &[
+    statements: &[
         "CREATE TABLE workspaces (
             id TEXT PRIMARY KEY,
             display_name TEXT NOT NULL,
-            created_ms INTEGER NOT NULL,
-            version INTEGER NOT NULL,
-            max_concurrent_calls INTEGER NOT NULL,
-            calls_per_minute INTEGER NOT NULL)",
+            created_ms {int} NOT NULL,
+            version {int} NOT NULL,
+            max_concurrent_calls {int} NOT NULL,
+            calls_per_minute {int} NOT NULL)",
         "CREATE TABLE components (
             sha256 TEXT PRIMARY KEY,
-            size INTEGER NOT NULL,
+            size {int} NOT NULL,
             kind TEXT NOT NULL,
             manifest TEXT NOT NULL,
-            bytes BLOB NOT NULL,
-            registered_ms INTEGER NOT NULL)",
+            bytes {blob} NOT NULL,
+            registered_ms {int} NOT NULL)",
         "CREATE TABLE integrations (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
             name TEXT NOT NULL,
             spec TEXT NOT NULL,
-            created_ms INTEGER NOT NULL,
-            updated_ms INTEGER NOT NULL,
+            created_ms {int} NOT NULL,
+            updated_ms {int} NOT NULL,
             key_fingerprint TEXT,
-            key_set_ms INTEGER,
+            key_set_ms {int},
             key_master_id TEXT,
-            key_nonce BLOB,
-            key_ciphertext BLOB,
+            key_nonce {blob},
+            key_ciphertext {blob},
             PRIMARY KEY (workspace_id, name))",
         "CREATE TABLE actions (
             workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
             name TEXT NOT NULL,
             spec TEXT NOT NULL,
-            created_ms INTEGER NOT NULL,
-            updated_ms INTEGER NOT NULL,
+            created_ms {int} NOT NULL,
+            updated_ms {int} NOT NULL,
             PRIMARY KEY (workspace_id, name))",
         "CREATE TABLE tokens (
             id TEXT PRIMARY KEY,
             workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
             scopes TEXT NOT NULL,
             label TEXT NOT NULL,
-            secret_sha256 BLOB NOT NULL,
-            created_ms INTEGER NOT NULL)",
+            secret_sha256 {blob} NOT NULL,
+            created_ms {int} NOT NULL)",
         "CREATE INDEX tokens_by_workspace ON tokens (workspace_id)",
         "CREATE TABLE invocations (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id {serial},
             workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
             action TEXT NOT NULL,
             integration TEXT NOT NULL,
             method TEXT NOT NULL,
             outcome TEXT NOT NULL,
-            started_ms INTEGER NOT NULL,
-            duration_ms INTEGER NOT NULL,
+            started_ms {int} NOT NULL,
+            duration_ms {int} NOT NULL,
             trace TEXT NOT NULL)",
         "CREATE INDEX invocations_by_workspace ON invocations (workspace_id, started_ms, id)",
         "CREATE TABLE audit_log (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            at_ms INTEGER NOT NULL,
+            seq {serial},
+            at_ms {int} NOT NULL,
             actor TEXT NOT NULL,
             workspace_id TEXT,
             action TEXT NOT NULL,
@@ -88,79 +103,9 @@ const MIGRATIONS: &[Migration] = &[Migration {
             after_json TEXT)",
         "CREATE INDEX audit_by_workspace ON audit_log (workspace_id, seq)",
         "CREATE TABLE workspace_changes (
-            generation INTEGER NOT NULL,
+            generation {int} NOT NULL,
             workspace_id TEXT NOT NULL,
-            at_ms INTEGER NOT NULL)",
-        "CREATE INDEX workspace_changes_by_generation ON workspace_changes (generation)",
-        "CREATE INDEX workspace_changes_by_time ON workspace_changes (at_ms)",
-    ],
-    postgres: &[
-        "CREATE TABLE workspaces (
-            id TEXT PRIMARY KEY,
-            display_name TEXT NOT NULL,
-            created_ms BIGINT NOT NULL,
-            version BIGINT NOT NULL,
-            max_concurrent_calls BIGINT NOT NULL,
-            calls_per_minute BIGINT NOT NULL)",
-        "CREATE TABLE components (
-            sha256 TEXT PRIMARY KEY,
-            size BIGINT NOT NULL,
-            kind TEXT NOT NULL,
-            manifest TEXT NOT NULL,
-            bytes BYTEA NOT NULL,
-            registered_ms BIGINT NOT NULL)",
-        "CREATE TABLE integrations (
-            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
-            spec TEXT NOT NULL,
-            created_ms BIGINT NOT NULL,
-            updated_ms BIGINT NOT NULL,
-            key_fingerprint TEXT,
-            key_set_ms BIGINT,
-            key_master_id TEXT,
-            key_nonce BYTEA,
-            key_ciphertext BYTEA,
-            PRIMARY KEY (workspace_id, name))",
-        "CREATE TABLE actions (
-            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
-            spec TEXT NOT NULL,
-            created_ms BIGINT NOT NULL,
-            updated_ms BIGINT NOT NULL,
-            PRIMARY KEY (workspace_id, name))",
-        "CREATE TABLE tokens (
-            id TEXT PRIMARY KEY,
-            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-            scopes TEXT NOT NULL,
-            label TEXT NOT NULL,
-            secret_sha256 BYTEA NOT NULL,
-            created_ms BIGINT NOT NULL)",
-        "CREATE INDEX tokens_by_workspace ON tokens (workspace_id)",
-        "CREATE TABLE invocations (
-            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-            action TEXT NOT NULL,
-            integration TEXT NOT NULL,
-            method TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            started_ms BIGINT NOT NULL,
-            duration_ms BIGINT NOT NULL,
-            trace TEXT NOT NULL)",
-        "CREATE INDEX invocations_by_workspace ON invocations (workspace_id, started_ms, id)",
-        "CREATE TABLE audit_log (
-            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            at_ms BIGINT NOT NULL,
-            actor TEXT NOT NULL,
-            workspace_id TEXT,
-            action TEXT NOT NULL,
-            target TEXT NOT NULL,
-            before_json TEXT,
-            after_json TEXT)",
-        "CREATE INDEX audit_by_workspace ON audit_log (workspace_id, seq)",
-        "CREATE TABLE workspace_changes (
-            generation BIGINT NOT NULL,
-            workspace_id TEXT NOT NULL,
-            at_ms BIGINT NOT NULL)",
+            at_ms {int} NOT NULL)",
         "CREATE INDEX workspace_changes_by_generation ON workspace_changes (generation)",
         "CREATE INDEX workspace_changes_by_time ON workspace_changes (at_ms)",
     ],
@@ -197,12 +142,8 @@ pub(crate) async fn migrate(tx: &mut Transaction<'static, Any>, backend: Backend
             .await?;
     }
     for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
-        let statements = match backend {
-            Backend::Sqlite => migration.sqlite,
-            Backend::Postgres => migration.postgres,
-        };
-        for statement in statements {
-            sqlx::query(statement).execute(&mut **tx).await?;
+        for statement in migration.statements {
+            sqlx::query(&dialect(statement, backend)).execute(&mut **tx).await?;
         }
         sqlx::query("UPDATE actionbox_meta SET value = $1 WHERE key = 'schema_version'")
             .bind(migration.version)

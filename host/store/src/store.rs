@@ -102,6 +102,20 @@ impl Store {
         Ok(store)
     }
 
+    /// Also open keys sealed under `previous` (sealing stays with the current
+    /// key). For a rotation without downtime: restart every replica with the
+    /// new key and this one, run `rotate-master-key`, then drop the old key.
+    pub fn also_open_with(&self, previous: MasterKey) {
+        let mut keys = self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.retired = Some(previous);
+    }
+
+    /// Whether the database answers (a readiness probe).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// Which database this store speaks to.
     pub fn backend(&self) -> Backend {
         self.inner.backend
@@ -113,7 +127,7 @@ impl Store {
 
     /// A transaction that writes: on SQLite it takes the write lock at once,
     /// so it never has to upgrade a read lock (which fails under contention).
-    async fn begin_exclusive(&self) -> Result<Transaction<'static, Any>> {
+    pub(crate) async fn begin_exclusive(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.inner.backend {
             Backend::Sqlite => self.inner.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.inner.pool.begin().await?,

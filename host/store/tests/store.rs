@@ -125,6 +125,7 @@ on_both_backends!(
     sealed_key_copied_to_another_row_does_not_open,
     wrong_or_missing_master_key_is_reported_as_such,
     rotated_master_key_reseals_every_key,
+    rotation_without_downtime_opens_both_keys_meanwhile,
     tokens_authenticate_only_with_their_secret,
     actions_are_created_replaced_and_deleted,
     components_are_content_addressed_and_bytes_roundtrip,
@@ -405,6 +406,46 @@ async fn wrong_or_missing_master_key_is_reported_as_such(db: &Db) {
         .await
         .unwrap();
     assert_eq!(unsealed(&store, "acme", "ss").await.as_deref(), Some("sk_live"));
+}
+
+async fn rotation_without_downtime_opens_both_keys_meanwhile(db: &Db) {
+    let old = key();
+    let new = MasterKey::from_bytes([0x17; 32]);
+    let before = db.open(Some(old.clone())).await;
+    before.create_workspace("acme", "acme", "operator").await.unwrap();
+    before
+        .put_integration(
+            "acme",
+            "sealed-old",
+            &spec(),
+            KeyUpdate::Set("sk_old".into()),
+            "operator",
+        )
+        .await
+        .unwrap();
+    // Replicas restarted with the new key and the previous one: they seal
+    // under the new key and still open what the old one sealed.
+    let during = db.open(Some(new.clone())).await;
+    during.also_open_with(old.clone());
+    during
+        .put_integration(
+            "acme",
+            "sealed-new",
+            &spec(),
+            KeyUpdate::Set("sk_new".into()),
+            "operator",
+        )
+        .await
+        .unwrap();
+    assert_eq!(unsealed(&during, "acme", "sealed-old").await.as_deref(), Some("sk_old"));
+    assert_eq!(unsealed(&during, "acme", "sealed-new").await.as_deref(), Some("sk_new"));
+    // The rotation re-seals only what is still under the old key.
+    let rotator = db.open(Some(old)).await;
+    assert_eq!(rotator.rotate_master_key(new.clone(), "operator").await.unwrap(), 1);
+    // Afterwards the new key alone opens everything.
+    let after = db.open(Some(new)).await;
+    assert_eq!(unsealed(&after, "acme", "sealed-old").await.as_deref(), Some("sk_old"));
+    assert_eq!(unsealed(&after, "acme", "sealed-new").await.as_deref(), Some("sk_new"));
 }
 
 async fn rotated_master_key_reseals_every_key(db: &Db) {

@@ -71,19 +71,36 @@ impl Answer {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with a
+/// JSON body (or none).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
+    let body = body
+        .filter(|b| !b.is_empty())
+        .map(|b| ("application/json", b.as_bytes()));
+    http_bytes(addr, method, path, token, body).await
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with a
+/// body of any content type (e.g. a component's bytes).
+pub async fn http_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> Answer {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
-    let body = body.unwrap_or("");
-    if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
+    let (content_type, bytes) = body.unwrap_or(("", &[]));
+    if !content_type.is_empty() {
+        req.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(req.as_bytes()).await.expect("write");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
+    stream.write_all(req.as_bytes()).await.expect("write head");
+    stream.write_all(bytes).await.expect("write body");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();

@@ -149,6 +149,7 @@ fn run() -> Result<Option<PathBuf>> {
     md.insert_str(split, &head);
     md.push_str(NOTES);
     let path = workspace_root().join("BENCHMARKS.md");
+    md.push_str(&kept_workspace_section(&path));
     std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(path))
 }
@@ -749,3 +750,18 @@ Measured with `perf record` on the criterion benchmarks and `/proc/PID/smaps` du
 - This machine is shared and small (see the load average above): absolute numbers move by tens of percent \
   from run to run; ratios measured in the same run move much less.\n\
 - Nothing here is asserted by `make test`; benchmarks are not tests.\n";
+
+/// The section `workspace-bench` wrote into the current BENCHMARKS.md
+/// (between its markers), kept when this report rewrites the file: each bin
+/// owns its own figures.
+fn kept_workspace_section(path: &std::path::Path) -> String {
+    const BEGIN: &str = "<!-- workspace-bench:begin";
+    const END: &str = "<!-- workspace-bench:end -->";
+    let Ok(old) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
+    match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("\n{}\n", &old[b..e + END.len()]),
+        _ => String::new(),
+    }
+}

@@ -412,45 +412,18 @@ impl Api {
         token: Option<&str>,
         body: Option<(&str, &[u8])>,
     ) -> Reply {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let asked = format!("{method} {path}");
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
-            let mut head = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-                self.addr
-            );
-            if let Some(t) = token {
-                head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-            }
-            let (content_type, bytes) = body.unwrap_or(("", &[]));
-            if !content_type.is_empty() {
-                head.push_str(&format!("Content-Type: {content_type}\r\n"));
-            }
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", bytes.len()));
-            stream.write_all(head.as_bytes()).await.expect("write head");
-            stream.write_all(bytes).await.expect("write body");
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).await.expect("read");
-            raw
-        };
-        let raw = tokio::time::timeout(BOUND, exchange)
-            .await
-            .unwrap_or_else(|_| panic!("{asked}: no answer within {BOUND:?}"));
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let headers = head.to_ascii_lowercase();
-        let body = if headers.contains("transfer-encoding: chunked") {
-            dechunk(body)
-        } else {
-            body.to_string()
-        };
+        let answer = tokio::time::timeout(
+            BOUND,
+            actionbox_e2e::api::http_bytes(self.addr, method, path, token, body),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{asked}: no answer within {BOUND:?}"));
         Reply {
             asked,
-            status,
-            headers,
-            body,
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
         }
     }
 
@@ -492,20 +465,6 @@ impl Api {
         let tools = self.get(token, &format!("/v1/workspaces/{ws}/tools")).await.expect(200);
         names(&tools.json()["tools"])
     }
-}
-
-/// Undo chunked transfer encoding.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The `name` of every entry of a JSON array.
