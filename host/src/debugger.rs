@@ -120,8 +120,9 @@ fn request_line(r: &OutboundRecord) -> String {
     )
 }
 
-/// The machine-readable trace; every string in it is defused (module docs).
-pub fn trace_json(run: &ActionRun) -> Value {
+/// The trace history keeps: [`trace_json`] without the assistant payload,
+/// which repeats the outcome (about half of a trackOrder trace's bytes).
+pub fn stored_trace_json(run: &ActionRun) -> Value {
     let r = &run.report;
     json!({
         "action": guest_text(&run.action, TEXT_BYTES),
@@ -143,8 +144,14 @@ pub fn trace_json(run: &ActionRun) -> Value {
         "guest_log_dropped": r.guest_log_dropped,
         "violations": defused(json!(r.violations), TEXT_BYTES),
         "violations_dropped": r.violations_dropped,
-        "assistant_payload": defused(run.assistant_payload(), PAYLOAD_STRING_BYTES),
     })
+}
+
+/// The machine-readable trace; every string in it is defused (module docs).
+pub fn trace_json(run: &ActionRun) -> Value {
+    let mut trace = stored_trace_json(run);
+    trace["assistant_payload"] = defused(run.assistant_payload(), PAYLOAD_STRING_BYTES);
+    trace
 }
 
 /// The person-readable trace; every guest-controlled string in it is defused.

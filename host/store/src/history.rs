@@ -39,10 +39,9 @@ impl Store {
     }
 
     /// Store a batch of invocations in one transaction (one commit, so one
-    /// fsync on SQLite, for the whole batch) and keep only the newest
-    /// `keep_last` of each workspace the batch touched. Records of workspaces
-    /// that no longer exist are skipped. Returns how many were stored.
-    pub async fn record_invocations(&self, batch: &[(String, NewInvocation)], keep_last: Option<u32>) -> Result<u64> {
+    /// fsync on SQLite, for the whole batch). Records of workspaces that no
+    /// longer exist are skipped. Returns how many were stored.
+    pub async fn record_invocations(&self, batch: &[(String, NewInvocation)]) -> Result<u64> {
         // A writing transaction from its start: on SQLite a transaction that
         // read first could not become a writer once another one committed.
         let mut tx = self.begin_exclusive().await?;
@@ -105,23 +104,29 @@ impl Store {
             }
             stored += query.execute(&mut *tx).await?.rows_affected();
         }
-        let touched: Vec<&str> = existing.iter().map(String::as_str).collect();
-        if let Some(keep_last) = keep_last {
-            for ws in touched {
-                // The newest `keep_last` by the listing's own order; the
-                // index on (workspace_id, started_ms, id) serves both sides.
-                sqlx::query(
-                    "DELETE FROM invocations WHERE workspace_id = $1 AND id NOT IN \
-                     (SELECT id FROM invocations WHERE workspace_id = $1 ORDER BY started_ms DESC, id DESC LIMIT $2)",
-                )
-                .bind(ws)
-                .bind(i64::from(keep_last))
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// Keep only the newest `keep_last` invocations of each of `workspaces`
+    /// (by the listing's own order; the index on (workspace_id, started_ms,
+    /// id) serves both sides). Returns how many rows were deleted.
+    pub async fn keep_last_invocations(&self, workspaces: &[String], keep_last: u32) -> Result<u64> {
+        let mut tx = self.begin_exclusive().await?;
+        let mut deleted = 0;
+        for ws in workspaces {
+            deleted += sqlx::query(
+                "DELETE FROM invocations WHERE workspace_id = $1 AND id NOT IN \
+                 (SELECT id FROM invocations WHERE workspace_id = $1 ORDER BY started_ms DESC, id DESC LIMIT $2)",
+            )
+            .bind(ws)
+            .bind(i64::from(keep_last))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// A workspace's invocations matching `filter`, newest first.

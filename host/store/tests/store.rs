@@ -133,6 +133,7 @@ on_both_backends!(
     two_handles_see_each_others_changes_including_deletes,
     concurrent_writers_on_two_handles_all_commit_in_generation_order,
     history_is_filtered_newest_first_and_pruned,
+    batches_are_stored_and_trimmed_per_workspace,
     every_change_is_audited_without_secrets,
     newer_schema_is_refused,
     api_key_is_not_at_rest_in_clear,
@@ -749,6 +750,39 @@ fn invocation(action: &str, outcome: &str, started_ms: i64) -> NewInvocation {
         duration_ms: 12,
         trace: json!({ "requests": [{ "url": "https://ssapi.example/orders", "status": 200 }], "outcome": outcome }),
     }
+}
+
+async fn batches_are_stored_and_trimmed_per_workspace(db: &Db) {
+    let store = db.open(None).await;
+    store.create_workspace("acme", "Acme", "operator").await.unwrap();
+    store.create_workspace("beta", "Beta", "operator").await.unwrap();
+    let batch: Vec<(String, NewInvocation)> = (0..7)
+        .map(|i| {
+            let ws = if i % 2 == 0 { "acme" } else { "beta" };
+            (ws.to_string(), invocation("track", "ok", 1_000 + i))
+        })
+        .chain(std::iter::once(("gone".to_string(), invocation("track", "ok", 5_000))))
+        .collect();
+    // The record of a workspace that does not exist is skipped, not an error.
+    assert_eq!(store.record_invocations(&batch).await.unwrap(), 7);
+    let all = InvocationFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(store.invocations("acme", &all).await.unwrap().len(), 4);
+    assert_eq!(store.invocations("beta", &all).await.unwrap().len(), 3);
+    assert_eq!(store.keep_last_invocations(&["acme".to_string()], 2).await.unwrap(), 2);
+    let kept = store.invocations("acme", &all).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|i| i.started_ms).collect::<Vec<_>>(),
+        [1_006, 1_004],
+        "the newest two"
+    );
+    assert_eq!(
+        store.invocations("beta", &all).await.unwrap().len(),
+        3,
+        "other workspaces untouched"
+    );
 }
 
 async fn history_is_filtered_newest_first_and_pruned(db: &Db) {
