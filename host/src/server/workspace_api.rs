@@ -34,7 +34,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl Caller {
     /// The audit log's actor: `operator` or `token:<id>`.
     fn actor(&self) -> String {
         match self {
-            Caller::Operator => "operator".into(),
+            Caller::Operator => OPERATOR_ACTOR.into(),
             Caller::Token(t) => format!("token:{}", t.id),
         }
     }
@@ -117,6 +117,96 @@ impl Caller {
                 problem("forbidden", "this route is the operator's (ACTIONBOX_OPERATOR_TOKEN)"),
             )),
         }
+    }
+}
+
+/// The audit log's actor for the operator.
+const OPERATOR_ACTOR: &str = "operator";
+
+/// The caller [`authenticate`] put on the request.
+fn caller_of(parts: &axum::http::request::Parts) -> Result<Caller, Response> {
+    parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        error_response(
+            StatusCode::UNAUTHORIZED,
+            problem("unauthenticated", "send Authorization: Bearer <token>"),
+        )
+    })
+}
+
+/// The `{ws}` of the request's path, percent-decoded as `Path` decodes it
+/// for the handler, so the scope check and the handler see the same id.
+async fn path_workspace(
+    parts: &mut axum::http::request::Parts,
+    state: &WorkspaceServeState,
+) -> Result<String, Response> {
+    use axum::extract::FromRequestParts;
+    let UrlPath(mut params) = UrlPath::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    params.remove("ws").ok_or_else(|| {
+        error_response(
+            StatusCode::NOT_FOUND,
+            problem("not-found", "this route names no workspace"),
+        )
+    })
+}
+
+/// Proof that the operator is calling: a handler that takes it cannot run
+/// for anyone else (403).
+struct Operator;
+
+impl axum::extract::FromRequestParts<WorkspaceServeState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &WorkspaceServeState,
+    ) -> Result<Self, Response> {
+        caller_of(parts)?.operator().map(|()| Operator)
+    }
+}
+
+/// A caller with the `admin` scope on the path's workspace (a workspace
+/// token with that scope, or the operator): the workspace, and who to write
+/// in the audit log.
+struct WorkspaceAdmin {
+    ws: String,
+    actor: String,
+}
+
+impl axum::extract::FromRequestParts<WorkspaceServeState> for WorkspaceAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &WorkspaceServeState,
+    ) -> Result<Self, Response> {
+        let caller = caller_of(parts)?;
+        let ws = path_workspace(parts, state).await?;
+        caller.may(&ws, Scope::Admin)?;
+        Ok(Self {
+            ws,
+            actor: caller.actor(),
+        })
+    }
+}
+
+/// A caller with the `assistant` scope on the path's workspace.
+struct Assistant {
+    ws: String,
+}
+
+impl axum::extract::FromRequestParts<WorkspaceServeState> for Assistant {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &WorkspaceServeState,
+    ) -> Result<Self, Response> {
+        let caller = caller_of(parts)?;
+        let ws = path_workspace(parts, state).await?;
+        caller.may(&ws, Scope::Assistant)?;
+        Ok(Self { ws })
     }
 }
 
@@ -309,12 +399,9 @@ struct NewWorkspace {
 
 async fn create_workspace(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     b: Result<Json<NewWorkspace>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
     let Json(b) = match b {
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"id\": \"acme\", \"display_name\": \"Acme\"}"),
@@ -323,7 +410,7 @@ async fn create_workspace(
     match state
         .workspaces
         .store()
-        .create_workspace(&b.id, &name, &caller.actor())
+        .create_workspace(&b.id, &name, OPERATOR_ACTOR)
         .await
     {
         Ok(w) => created(true, json!(w)),
@@ -331,21 +418,14 @@ async fn create_workspace(
     }
 }
 
-async fn list_workspaces(State(state): State<WorkspaceServeState>, Extension(caller): Extension<Caller>) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
+async fn list_workspaces(State(state): State<WorkspaceServeState>, _: Operator) -> Response {
     listed(state.workspaces.store().workspaces().await, "workspaces")
 }
 
 async fn get_workspace(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     match state.workspaces.store().workspace(&ws).await {
         Ok(Some(w)) => Json(json!(w)).into_response(),
         Ok(None) => ws_error(WorkspaceError::NotFound(format!("no workspace is named `{ws}`"))),
@@ -355,29 +435,23 @@ async fn get_workspace(
 
 async fn delete_workspace(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     UrlPath(ws): UrlPath<String>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
-    done(state.workspaces.delete_workspace(&ws, &caller.actor()).await)
+    done(state.workspaces.delete_workspace(&ws, OPERATOR_ACTOR).await)
 }
 
 async fn set_quotas(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     UrlPath(ws): UrlPath<String>,
     b: Result<Json<Quotas>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
     let Json(quotas) = match b {
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"max_concurrent_calls\": 16, \"calls_per_minute\": 600}"),
     };
-    answered(state.workspaces.set_quotas(&ws, quotas, &caller.actor()).await)
+    answered(state.workspaces.set_quotas(&ws, quotas, OPERATOR_ACTOR).await)
 }
 
 #[derive(Deserialize)]
@@ -390,13 +464,10 @@ struct NewToken {
 
 async fn mint_token(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     UrlPath(ws): UrlPath<String>,
     b: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
     let Json(b) = match b {
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"scopes\": [\"admin\", \"assistant\"], \"label\": \"console\"}"),
@@ -409,7 +480,7 @@ async fn mint_token(
     match state
         .workspaces
         .store()
-        .mint_token(&ws, &b.scopes, &b.label, &caller.actor())
+        .mint_token(&ws, &b.scopes, &b.label, OPERATOR_ACTOR)
         .await
     {
         Ok((info, secret)) => {
@@ -422,36 +493,23 @@ async fn mint_token(
     }
 }
 
-async fn list_tokens(
-    State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
-) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
+async fn list_tokens(State(state): State<WorkspaceServeState>, _: Operator, UrlPath(ws): UrlPath<String>) -> Response {
     listed(state.workspaces.store().tokens(&ws).await, "tokens")
 }
 
 async fn revoke_token(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     UrlPath((ws, id)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
-    done(state.workspaces.revoke_token(&ws, &id, &caller.actor()).await)
+    done(state.workspaces.revoke_token(&ws, &id, OPERATOR_ACTOR).await)
 }
 
 async fn register_component(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     bytes: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
     let bytes = match bytes {
         Ok(b) => b,
         Err(e) => {
@@ -467,7 +525,7 @@ async fn register_component(
             )
         }
     };
-    match state.workspaces.registry().register(&bytes, &caller.actor()).await {
+    match state.workspaces.registry().register(&bytes, OPERATOR_ACTOR).await {
         Ok((info, is_new)) => {
             let mut v = json!(info);
             v["reference"] = json!(format!("sha256:{}", info.sha256));
@@ -480,10 +538,7 @@ async fn register_component(
     }
 }
 
-async fn list_components(State(state): State<WorkspaceServeState>, Extension(caller): Extension<Caller>) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
+async fn list_components(State(state): State<WorkspaceServeState>, _: Operator) -> Response {
     listed(state.workspaces.store().components().await, "components")
 }
 
@@ -496,24 +551,17 @@ struct AuditQuery {
 
 async fn operator_audit(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
+    _: Operator,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    if let Err(r) = caller.operator() {
-        return r;
-    }
     audit(&state, q.workspace, q.since, q.limit).await
 }
 
 async fn workspace_audit(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     audit(&state, Some(ws), q.since, q.limit).await
 }
 
@@ -538,35 +586,25 @@ async fn audit(
 
 async fn list_integrations(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     listed(state.workspaces.integrations(&ws).await, "integrations")
 }
 
 async fn get_integration(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     named(state.workspaces.integrations(&ws).await, &name, "integration")
 }
 
 async fn put_integration(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, actor }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
     b: Body,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     let b = match body(
         b,
         "{\"kind\": \"shipstation\", \"component\": \"sha256:…\", \"api_key\": \"…\", \"timeout\": 10}",
@@ -574,7 +612,7 @@ async fn put_integration(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match state.workspaces.put_integration(&ws, &name, b, &caller.actor()).await {
+    match state.workspaces.put_integration(&ws, &name, b, &actor).await {
         Ok((view, is_new)) => created(is_new, view),
         Err(e) => ws_error(e),
     }
@@ -582,51 +620,35 @@ async fn put_integration(
 
 async fn delete_integration(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, actor }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
-    done(state.workspaces.delete_integration(&ws, &name, &caller.actor()).await)
+    done(state.workspaces.delete_integration(&ws, &name, &actor).await)
 }
 
-async fn list_actions(
-    State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
-) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
+async fn list_actions(State(state): State<WorkspaceServeState>, WorkspaceAdmin { ws, .. }: WorkspaceAdmin) -> Response {
     listed(state.workspaces.actions(&ws).await, "actions")
 }
 
 async fn get_action(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     named(state.workspaces.actions(&ws).await, &name, "action")
 }
 
 async fn put_action(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, actor }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
     b: Body,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     let b = match body(b, "{\"integration\": \"main\", \"method\": \"trackOrder\", …}") {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match state.workspaces.put_action(&ws, &name, b, &caller.actor()).await {
+    match state.workspaces.put_action(&ws, &name, b, &actor).await {
         Ok((view, is_new)) => created(is_new, view),
         Err(e) => ws_error(e),
     }
@@ -634,13 +656,10 @@ async fn put_action(
 
 async fn delete_action(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, actor }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
-    done(state.workspaces.delete_action(&ws, &name, &caller.actor()).await)
+    done(state.workspaces.delete_action(&ws, &name, &actor).await)
 }
 
 #[derive(Deserialize)]
@@ -653,13 +672,9 @@ struct InvocationQuery {
 
 async fn list_invocations(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
     Query(q): Query<InvocationQuery>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     let filter = InvocationFilter {
         action: q.action,
         outcome: q.outcome,
@@ -671,12 +686,9 @@ async fn list_invocations(
 
 async fn get_invocation(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, id)): UrlPath<(String, i64)>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
+    UrlPath((_, id)): UrlPath<(String, i64)>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     match state.workspaces.store().invocation(&ws, id).await {
         Ok(Some(inv)) => Json(json!(inv)).into_response(),
         Ok(None) => ws_error(WorkspaceError::NotFound(format!(
@@ -734,13 +746,9 @@ fn quota_exceeded(state: &WorkspaceServeState, route: &'static str, ws: &str, e:
 
 async fn tools(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
+    Assistant { ws }: Assistant,
     Query(q): Query<ToolsQuery>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Assistant) {
-        return r;
-    }
     let live = match state.workspaces.live(&ws).await {
         Ok(l) => l,
         Err(e) => return ws_error(e),
@@ -806,13 +814,10 @@ async fn run_action(
 
 async fn invoke(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    Assistant { ws }: Assistant,
+    UrlPath((_, name)): UrlPath<(String, String)>,
     b: Result<Json<InvokeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Assistant) {
-        return r;
-    }
     let Json(b) = match b {
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"params\": {…}}"),
@@ -822,13 +827,10 @@ async fn invoke(
 
 async fn debug_action(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
     b: Result<Json<InvokeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     let Json(b) = match b {
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"params\": {…}}"),
@@ -841,13 +843,9 @@ async fn debug_action(
 
 async fn session_start(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath(ws): UrlPath<String>,
+    Assistant { ws }: Assistant,
     b: Result<Json<SessionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Assistant) {
-        return r;
-    }
     let Json(b) = match b {
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"context\": {…}}"),
@@ -875,12 +873,9 @@ async fn session_start(
 
 async fn test_integration(
     State(state): State<WorkspaceServeState>,
-    Extension(caller): Extension<Caller>,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
+    UrlPath((_, name)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = caller.may(&ws, Scope::Admin) {
-        return r;
-    }
     let live = match state.workspaces.live(&ws).await {
         Ok(l) => l,
         Err(e) => return ws_error(e),
