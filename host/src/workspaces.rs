@@ -323,14 +323,15 @@ impl Workspaces {
         let Value::Object(mut body) = body else {
             return Err(invalid("send the integration as a JSON object, e.g. {\"kind\": \"shipstation\", \"component\": \"sha256:…\", \"api_key\": \"…\"}"));
         };
-        let key = match body.remove("api_key") {
-            None => KeyUpdate::Keep,
-            Some(Value::Null) => KeyUpdate::Clear,
+        // The key is checked once, here; the checked key is what the change is
+        // tried with and what the store seals.
+        let new_key: Option<Option<ApiKey>> = match body.remove("api_key") {
+            None => None,
+            Some(Value::Null) => Some(None),
             Some(Value::String(k)) => {
-                let checked =
-                    ApiKey::new(&k).map_err(|e| invalid(format!("integration `{name}` field `api_key`: {e:#}")))?;
-                drop(checked);
-                KeyUpdate::Set(SecretText::new(k.trim().to_string()))
+                Some(Some(ApiKey::new(&k).map_err(|e| {
+                    invalid(format!("integration `{name}` field `api_key`: {e:#}"))
+                })?))
             }
             Some(_) => {
                 return Err(invalid(format!(
@@ -338,13 +339,13 @@ impl Workspaces {
                 )))
             }
         };
+        let key = match &new_key {
+            None => KeyUpdate::Keep,
+            Some(None) => KeyUpdate::Clear,
+            Some(Some(k)) => KeyUpdate::Set(SecretText::new(k.reveal_for_sealing())),
+        };
         let spec =
             doc::spec(body, "integration", name, doc::INTEGRATION_FIELDS).map_err(|e| invalid(format!("{e:#}")))?;
-        let new_key = match &key {
-            KeyUpdate::Set(k) => Some(Some(api_key(k.clone()).map_err(|e| invalid(format!("{e:#}")))?)),
-            KeyUpdate::Clear => Some(None),
-            KeyUpdate::Keep => None,
-        };
         self.check(
             ws,
             &Change::Integration {
@@ -458,11 +459,7 @@ impl Workspaces {
 
     /// Set the quotas of `ws`.
     pub async fn set_quotas(&self, ws: &str, quotas: Quotas, actor: &str) -> WsResult<actionbox_store::Workspace> {
-        if quotas.max_concurrent_calls == 0 || quotas.calls_per_minute == 0 {
-            return Err(invalid(
-                "quotas must be at least 1: max_concurrent_calls and calls_per_minute",
-            ));
-        }
+        // The store refuses a quota of 0 (400, naming both fields).
         let w = self.store.set_quotas(ws, quotas, actor).await?;
         self.gate(ws, w.quotas);
         Ok(w)

@@ -91,10 +91,10 @@ impl ApiKey {
         }
     }
 
-    /// The key's text, for sealing it into the workspace store (`workspace
-    /// import` reads a key from a variable or file and hands it to the store,
-    /// which encrypts it at once). Nothing else should call this: the wire
-    /// gets the key through [`ApiKey::header_value`] only.
+    /// The key's text, for sealing it into the workspace store (the admin
+    /// API and `workspace import` hand a checked key to the store, which
+    /// encrypts it at once). Nothing else should call this: the wire gets
+    /// the key through [`ApiKey::header_value`] only.
     pub fn reveal_for_sealing(&self) -> &str {
         &self.0
     }

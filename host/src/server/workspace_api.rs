@@ -360,6 +360,15 @@ fn named(r: Result<Vec<Value>, WorkspaceError>, name: &str, what: &str) -> Respo
     }
 }
 
+/// 201 with the view of what was created, 200 with what was replaced, or
+/// the error's answer.
+fn saved(r: Result<(Value, bool), WorkspaceError>) -> Response {
+    match r {
+        Ok((view, is_new)) => created(is_new, view),
+        Err(e) => ws_error(e),
+    }
+}
+
 /// 204, or the error's answer.
 fn done<E: Into<WorkspaceError>>(r: Result<(), E>) -> Response {
     match r {
@@ -472,11 +481,6 @@ async fn mint_token(
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"scopes\": [\"admin\", \"assistant\"], \"label\": \"console\"}"),
     };
-    if b.scopes.is_empty() {
-        return ws_error(WorkspaceError::Invalid(
-            "`scopes` is empty; give admin, assistant or both".into(),
-        ));
-    }
     match state
         .workspaces
         .store()
@@ -612,10 +616,7 @@ async fn put_integration(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match state.workspaces.put_integration(&ws, &name, b, &actor).await {
-        Ok((view, is_new)) => created(is_new, view),
-        Err(e) => ws_error(e),
-    }
+    saved(state.workspaces.put_integration(&ws, &name, b, &actor).await)
 }
 
 async fn delete_integration(
@@ -648,10 +649,7 @@ async fn put_action(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match state.workspaces.put_action(&ws, &name, b, &actor).await {
-        Ok((view, is_new)) => created(is_new, view),
-        Err(e) => ws_error(e),
-    }
+    saved(state.workspaces.put_action(&ws, &name, b, &actor).await)
 }
 
 async fn delete_action(

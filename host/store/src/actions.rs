@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::records::ActionRecord;
-use crate::store::{check_name, check_spec, check_workspace_id, Store};
+use crate::store::{check_name, check_spec, check_workspace_id, Store, WriteTx};
 use crate::workspaces::action_from_row;
 use serde_json::Value;
 
@@ -15,13 +15,7 @@ impl Store {
         check_spec("action", spec)?;
         let mut w = self.begin_write().await?;
         w.require_workspace(ws).await?;
-        let row =
-            sqlx::query("SELECT name, spec, created_ms, updated_ms FROM actions WHERE workspace_id = $1 AND name = $2")
-                .bind(ws)
-                .bind(name)
-                .fetch_optional(w.conn())
-                .await?;
-        let existing = row.as_ref().map(action_from_row).transpose()?;
+        let existing = fetch_action(&mut w, ws, name).await?;
         let record = ActionRecord {
             name: name.to_owned(),
             spec: spec.clone(),
@@ -58,13 +52,7 @@ impl Store {
     /// Delete action `name` of workspace `ws`.
     pub async fn delete_action(&self, ws: &str, name: &str, actor: &str) -> Result<()> {
         let mut w = self.begin_write().await?;
-        let row =
-            sqlx::query("SELECT name, spec, created_ms, updated_ms FROM actions WHERE workspace_id = $1 AND name = $2")
-                .bind(ws)
-                .bind(name)
-                .fetch_optional(w.conn())
-                .await?;
-        let Some(existing) = row.as_ref().map(action_from_row).transpose()? else {
+        let Some(existing) = fetch_action(&mut w, ws, name).await? else {
             return Err(StoreError::not_found(format!(
                 "action \"{name}\" in workspace \"{ws}\""
             )));
@@ -91,4 +79,15 @@ impl Store {
         .await?;
         rows.iter().map(action_from_row).collect()
     }
+}
+
+/// Action `name` of workspace `ws` as this change sees it.
+async fn fetch_action(w: &mut WriteTx, ws: &str, name: &str) -> Result<Option<ActionRecord>> {
+    let row =
+        sqlx::query("SELECT name, spec, created_ms, updated_ms FROM actions WHERE workspace_id = $1 AND name = $2")
+            .bind(ws)
+            .bind(name)
+            .fetch_optional(w.conn())
+            .await?;
+    row.as_ref().map(action_from_row).transpose()
 }

@@ -4,7 +4,7 @@
 use crate::error::{Result, StoreError};
 use crate::integrations::{integration_from_row, INTEGRATION_COLUMNS};
 use crate::records::{ActionRecord, Quotas, Workspace, WorkspaceSnapshot};
-use crate::store::{check_workspace_id, json_column, Store};
+use crate::store::{check_workspace_id, json_column, Store, WriteTx};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -85,14 +85,7 @@ impl Store {
     /// invocation history. Its audit entries stay (the log is append-only).
     pub async fn delete_workspace(&self, id: &str, actor: &str) -> Result<()> {
         let mut w = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(w.conn())
-            .await?;
-        let workspace = match row {
-            Some(row) => workspace_from_row(&row)?,
-            None => return Err(StoreError::not_found(format!("workspace \"{id}\""))),
-        };
+        let workspace = fetch_workspace(&mut w, id).await?;
         // Children first, explicitly: the result does not depend on the
         // foreign-key cascade being enabled on the connection.
         for table in ["invocations", "tokens", "actions", "integrations"] {
@@ -126,14 +119,7 @@ impl Store {
             ));
         }
         let mut w = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(w.conn())
-            .await?;
-        let before = match row {
-            Some(row) => workspace_from_row(&row)?,
-            None => return Err(StoreError::not_found(format!("workspace \"{id}\""))),
-        };
+        let before = fetch_workspace(&mut w, id).await?;
         sqlx::query("UPDATE workspaces SET max_concurrent_calls = $1, calls_per_minute = $2 WHERE id = $3")
             .bind(i64::from(quotas.max_concurrent_calls))
             .bind(i64::from(quotas.calls_per_minute))
@@ -192,6 +178,18 @@ impl Store {
             integrations,
             actions,
         }))
+    }
+}
+
+/// Workspace `id` as this change sees it, or [`StoreError::NotFound`].
+async fn fetch_workspace(w: &mut WriteTx, id: &str) -> Result<Workspace> {
+    let row = sqlx::query(&format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(w.conn())
+        .await?;
+    match row {
+        Some(row) => workspace_from_row(&row),
+        None => Err(StoreError::not_found(format!("workspace \"{id}\""))),
     }
 }
 

@@ -4,7 +4,8 @@
 //! samples it reads from `target/bench/raw/`.
 
 use actionbox_bench::{
-    component_path, hostile_component_path, release_bin, require, target_dir, workspace_root, Samples, Stats, SIM_KEY,
+    command_line, component_path, cpu_model, hostile_component_path, load_average, release_bin, require, target_dir,
+    verdict, workspace_root, Samples, Stats, SIM_KEY,
 };
 use actionbox_runtime::{ActionEngine, ActionTimeout, BaseUrl, IntegrationSettings, InvokeError};
 use anyhow::{bail, Context, Result};
@@ -81,14 +82,6 @@ fn table_head(unit: &str) -> String {
     format!("| | n | p50 ({unit}) | p99 ({unit}) | IQR ({unit}) | min–max ({unit}) |\n|---|---|---|---|---|---|\n")
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**missed**"
-    }
-}
-
 fn run() -> Result<Option<PathBuf>> {
     for p in [
         component_path(),
@@ -154,34 +147,17 @@ fn run() -> Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn machine_info() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("unknown")
-        .trim()
-        .to_string();
+    let model = cpu_model();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem = meminfo.lines().next().unwrap_or("").trim().to_string();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "## Machine\n\n| | |\n|---|---|\n| date (UTC) | {} |\n| CPU | {model} × {} (available to this process) |\n| memory | {mem} |\n| kernel | {} |\n| rustc | {} |\n| wasmtime | 48.0.8 (cranelift) |\n| load average at start | {} |\n\n",
         command_line("date", &["-u", "+%Y-%m-%d %H:%M"]),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         command_line("uname", &["-r"]),
         command_line("rustc", &["--version"]),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average(),
     )
 }
 

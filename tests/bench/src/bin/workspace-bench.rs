@@ -18,7 +18,10 @@
 //!
 //! `workspace-bench [--workspaces N] [--concurrency C] [--seconds S] [--seed-concurrency P]`
 
-use actionbox_bench::{component_path, release_bin, require, target_dir, workspace_root, Stats, SIM_KEY};
+use actionbox_bench::{
+    command_line, component_path, cpu_model, load_average, release_bin, require, target_dir, verdict, workspace_root,
+    Stats, SIM_KEY,
+};
 use anyhow::{bail, Context, Result};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -484,6 +487,14 @@ fn nanos(d: Duration) -> u64 {
 /// Create workspace `i` through the admin API: the workspace, its
 /// integration (the default action comes with it), the custom action, an
 /// assistant token (returned), and with `quotas` raised call quotas.
+/// Run `step`, adding how long it took to `times`.
+fn timed<T>(times: &mut Vec<u64>, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = Instant::now();
+    let out = step()?;
+    times.push(nanos(started.elapsed()));
+    Ok(out)
+}
+
 fn seed_workspace(
     api: &Api,
     i: usize,
@@ -493,78 +504,78 @@ fn seed_workspace(
     times: &mut SeedTimes,
 ) -> Result<String> {
     let ws = workspace_id(i);
-    let t = Instant::now();
-    expect(
-        api.post(
-            "/v1/admin/workspaces",
-            OPERATOR_TOKEN,
-            &format!(r#"{{"id":"{ws}","display_name":"Merchant {i}"}}"#),
-        ),
-        &[201],
-        "create a workspace",
-    )?;
-    times.create.push(nanos(t.elapsed()));
-    let t = Instant::now();
-    expect(
-        api.put(
-            &format!("/v1/workspaces/{ws}/integrations/{INTEGRATION}"),
-            OPERATOR_TOKEN,
-            &serde_json::json!({
-                "kind": "shipstation",
-                "component": component_ref,
-                "api_key": SIM_KEY,
-                "base_url": base_url,
-                "timeout": 10,
-            })
-            .to_string(),
-        ),
-        &[201],
-        "add the ShipStation integration",
-    )?;
-    times.integration.push(nanos(t.elapsed()));
-    let t = Instant::now();
-    expect(
-        api.put(
-            &format!("/v1/workspaces/{ws}/actions/{CUSTOM_ACTION}"),
-            OPERATOR_TOKEN,
-            &serde_json::json!({
-                "integration": INTEGRATION,
-                "method": "trackOrder",
-                "description": "Track a Shopify order's shipment: carrier status, tracking link and delivery dates.",
-                "execution": "during-interaction",
-                "trigger": "inbound",
-                "parameters": { "order_id": { "description": "Shopify order id, e.g. SHOPIFY-123456789" } },
-                "response_instructions": "Give the status and the tracking link.",
-            })
-            .to_string(),
-        ),
-        &[201],
-        "add the custom action",
-    )?;
-    times.action.push(nanos(t.elapsed()));
-    let t = Instant::now();
-    let body = expect(
-        api.post(
-            &format!("/v1/admin/workspaces/{ws}/tokens"),
-            OPERATOR_TOKEN,
-            r#"{"scopes":["assistant"],"label":"bench"}"#,
-        ),
-        &[201],
-        "mint an assistant token",
-    )?;
-    times.token.push(nanos(t.elapsed()));
-    if quotas {
-        let t = Instant::now();
+    timed(&mut times.create, || {
+        expect(
+            api.post(
+                "/v1/admin/workspaces",
+                OPERATOR_TOKEN,
+                &format!(r#"{{"id":"{ws}","display_name":"Merchant {i}"}}"#),
+            ),
+            &[201],
+            "create a workspace",
+        )
+    })?;
+    timed(&mut times.integration, || {
         expect(
             api.put(
-                &format!("/v1/admin/workspaces/{ws}/quotas"),
+                &format!("/v1/workspaces/{ws}/integrations/{INTEGRATION}"),
                 OPERATOR_TOKEN,
-                r#"{"max_concurrent_calls":1000,"calls_per_minute":10000000}"#,
+                &serde_json::json!({
+                    "kind": "shipstation",
+                    "component": component_ref,
+                    "api_key": SIM_KEY,
+                    "base_url": base_url,
+                    "timeout": 10,
+                })
+                .to_string(),
             ),
-            &[200],
-            "raise the workspace's quotas",
-        )?;
-        times.quotas.push(nanos(t.elapsed()));
+            &[201],
+            "add the ShipStation integration",
+        )
+    })?;
+    timed(&mut times.action, || {
+        expect(
+            api.put(
+                &format!("/v1/workspaces/{ws}/actions/{CUSTOM_ACTION}"),
+                OPERATOR_TOKEN,
+                &serde_json::json!({
+                    "integration": INTEGRATION,
+                    "method": "trackOrder",
+                    "description": "Track a Shopify order's shipment: carrier status, tracking link and delivery dates.",
+                    "execution": "during-interaction",
+                    "trigger": "inbound",
+                    "parameters": { "order_id": { "description": "Shopify order id, e.g. SHOPIFY-123456789" } },
+                    "response_instructions": "Give the status and the tracking link.",
+                })
+                .to_string(),
+            ),
+            &[201],
+            "add the custom action",
+        )
+    })?;
+    let body = timed(&mut times.token, || {
+        expect(
+            api.post(
+                &format!("/v1/admin/workspaces/{ws}/tokens"),
+                OPERATOR_TOKEN,
+                r#"{"scopes":["assistant"],"label":"bench"}"#,
+            ),
+            &[201],
+            "mint an assistant token",
+        )
+    })?;
+    if quotas {
+        timed(&mut times.quotas, || {
+            expect(
+                api.put(
+                    &format!("/v1/admin/workspaces/{ws}/quotas"),
+                    OPERATOR_TOKEN,
+                    r#"{"max_concurrent_calls":1000,"calls_per_minute":10000000}"#,
+                ),
+                &[200],
+                "raise the workspace's quotas",
+            )
+        })?;
     }
     json_field(&body, "token")
 }
@@ -1071,32 +1082,8 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**missed**"
-    }
-}
-
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn machine_info() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("unknown")
-        .trim()
-        .to_string();
+    let model = cpu_model();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
@@ -1107,13 +1094,12 @@ fn machine_info() -> String {
             || "unknown".to_string(),
             |kib| format!("{:.1} GiB", kib as f64 / 1048576.0),
         );
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "{} UTC; {model} × {} cores available; {mem} RAM; Linux {}; load average at start {}",
         command_line("date", &["-u", "+%Y-%m-%d %H:%M"]),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         command_line("uname", &["-r"]),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average(),
     )
 }
 
