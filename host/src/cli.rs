@@ -246,6 +246,52 @@ struct ServeArgs {
             .range(crate::server::connections::MAX_CONNECTIONS_RANGE)
     )]
     max_connections: usize,
+    #[command(flatten)]
+    mcp: McpArgs,
+}
+
+/// How `serve`'s remote MCP endpoints (`/mcp`, `/v1/workspaces/{ws}/mcp`)
+/// are reached and who may call them.
+#[derive(Debug, Args)]
+struct McpArgs {
+    /// The origin clients reach this server at (e.g. https://actions.example.com): the MCP URLs'
+    /// resource identifier, the audience OAuth tokens must name, and the only Host MCP answers to
+    /// [default: http://<--listen address>].
+    #[arg(long, env = "ACTIONBOX_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// A browser origin allowed to call MCP besides the public URL's (repeatable); requests from
+    /// any other page's origin are refused.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// The OAuth 2.1 authorization server whose access tokens MCP accepts, exactly as their `iss`
+    /// claim names it (with --oauth-jwks).
+    #[arg(long, env = "ACTIONBOX_OAUTH_ISSUER", value_name = "URL", requires = "oauth_jwks")]
+    oauth_issuer: Option<String>,
+    /// That server's public keys: a JWKS file, as served at its jwks_uri (with --oauth-issuer).
+    #[arg(long, env = "ACTIONBOX_OAUTH_JWKS", value_name = "FILE", requires = "oauth_issuer")]
+    oauth_jwks: Option<PathBuf>,
+    /// Seconds an MCP client may keep a tool list before asking again (0-86400): the longest an
+    /// admin change takes to reach a client that caches.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = crate::server::mcp_http::DEFAULT_TOOLS_TTL.as_secs(),
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    mcp_tools_ttl: u64,
+}
+
+impl McpArgs {
+    /// The MCP endpoints of a server whose API listener is at `listen`.
+    fn endpoint(&self, listen: std::net::SocketAddr) -> Result<crate::server::mcp_http::McpHttp> {
+        let options = crate::server::mcp_http::McpHttpOptions {
+            public_url: self.public_url.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            oauth: self.oauth_issuer.clone().zip(self.oauth_jwks.clone()),
+            tools_ttl: std::time::Duration::from_secs(self.mcp_tools_ttl),
+        };
+        crate::server::mcp_http::McpHttp::new(&options, listen)
+    }
 }
 
 /// Settings of the integration a command runs against. Where the key goes
@@ -468,8 +514,9 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         auth_token,
         max_concurrency: args.max_concurrency,
     };
-    let state = crate::server::ServeState::new(options).await?;
     let (api, metrics) = listeners(&args).await?;
+    let mcp = args.mcp.endpoint(api.local_addr()?)?;
+    let state = crate::server::ServeState::new(options).await?.with_mcp(mcp);
     eprintln!(
         "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
         api.local_addr()?
@@ -496,15 +543,17 @@ async fn serve_store(args: ServeArgs, limits: crate::server::ConnectionLimits) -
     }
     let operator_token = store::operator_token()?;
     let url = args.store.url()?;
+    let (api, metrics) = listeners(&args).await?;
+    let mcp = args.mcp.endpoint(api.local_addr()?)?;
     let workspaces = store::workspaces(&url, &args.store_serve, Some(args.max_concurrency)).await?;
     let state =
-        crate::server::workspace_api::WorkspaceServeState::new(workspaces, operator_token, args.max_concurrency);
+        crate::server::workspace_api::WorkspaceServeState::new(workspaces, operator_token, args.max_concurrency)
+            .with_mcp(mcp);
     let routers = crate::server::Routers {
         api: crate::server::workspace_api::router(state.clone()),
         metrics: crate::server::workspace_api::metrics_router(state.clone()),
         counters: state.metrics.clone(),
     };
-    let (api, metrics) = listeners(&args).await?;
     eprintln!(
         "actionbox serving the workspaces of {} on http://{} (Ctrl-C or SIGTERM to stop)",
         store::shown_store(&url),

@@ -1,40 +1,116 @@
-//! `actionbox mcp`: the configured interaction actions as an MCP server over
-//! stdio (rmcp). Each action is a tool whose input schema carries the
-//! customised parameter descriptions and whose description carries the
-//! response instructions. A failed action is a tool result with `isError:
-//! true` (the model can read it); protocol problems (an unknown tool) are
-//! JSON-RPC errors. Logs go to stderr, never into the protocol stream.
+//! The configured interaction actions as MCP tools (rmcp): over stdio for
+//! `actionbox mcp`, and over Streamable HTTP for `serve` (`server/mcp_http.rs`).
+//!
+//! Each action is a tool whose input schema carries the customised parameter
+//! descriptions and whose description carries the response instructions. A
+//! failed action — and a call refused before it ran, such as a workspace over
+//! its quota — is a tool result with `isError: true` (the model can read it);
+//! protocol problems (an unknown tool) are JSON-RPC errors. Logs go to stderr,
+//! never into the protocol stream.
+//!
+//! Listing tools is the same everywhere; how a call runs is not (stdio runs it
+//! directly, `serve` takes its call slots and keeps its history), so the
+//! handler takes an [`ActionRunner`].
 
-use crate::catalog::ActionCatalog;
+use crate::catalog::{ActionCatalog, ActionRun, ToolDefinition};
 use crate::config::Phase;
 use anyhow::{Context, Result};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverResult, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{json, Value};
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// The MCP face of an [`ActionCatalog`].
-pub struct McpActions {
-    catalog: Arc<ActionCatalog>,
+/// What a tool call that ran answers: the assistant payload, and whether
+/// the action failed.
+pub struct ToolAnswer {
+    /// `{"result", "response_instructions"}` or `{"error": …}`.
+    pub payload: Value,
+    /// The action failed (the model reads why from the payload).
+    pub is_error: bool,
 }
 
-impl McpActions {
-    /// Serve `catalog`'s interaction actions.
+impl ToolAnswer {
+    /// The answer of `run`.
+    pub fn of(run: &ActionRun) -> Self {
+        Self {
+            payload: run.assistant_payload(),
+            is_error: run.report.outcome.is_err(),
+        }
+    }
+}
+
+/// How a tool call runs: `Ok` with its answer, or `Err` with the problem
+/// (`{"kind", "message"}`) that kept it from running — a quota, a saturated
+/// server, a host fault.
+pub trait ActionRunner: Send + Sync + 'static {
+    /// Run action `name` with `params`.
+    fn run(&self, name: &str, params: Value) -> impl Future<Output = Result<ToolAnswer, Value>> + Send;
+}
+
+/// Runs calls straight on a catalog: `actionbox mcp`, one client on stdio.
+#[derive(Clone)]
+pub struct DirectRunner(pub Arc<ActionCatalog>);
+
+impl ActionRunner for DirectRunner {
+    async fn run(&self, name: &str, params: Value) -> Result<ToolAnswer, Value> {
+        match self.0.invoke(name, &params).await {
+            Ok(run) => Ok(ToolAnswer::of(&run)),
+            Err(e) => Err(crate::present::problem("host", format_args!("{e:#}"))),
+        }
+    }
+}
+
+/// The MCP face of an [`ActionCatalog`]: its interaction actions as tools.
+#[derive(Clone)]
+pub struct McpActions<R> {
+    catalog: Arc<ActionCatalog>,
+    runner: R,
+    /// How long a client may keep a `tools/list` answer (2026-07-28 `ttlMs`):
+    /// the longest an admin change takes to reach a client that caches.
+    tools_ttl: Duration,
+    /// Whether this caller may call tools, not only list them (an OAuth
+    /// token may grant listing alone; the HTTP layer refuses such calls
+    /// first, this is the second lock).
+    may_call: bool,
+}
+
+impl McpActions<DirectRunner> {
+    /// Serve `catalog`'s interaction actions, running calls directly.
     pub fn new(catalog: Arc<ActionCatalog>) -> Self {
-        Self { catalog }
+        Self::with_runner(catalog.clone(), DirectRunner(catalog), Duration::ZERO, true)
+    }
+}
+
+impl<R: ActionRunner> McpActions<R> {
+    /// Serve `catalog`'s interaction actions, running calls with `runner`;
+    /// `tools_ttl` goes out with every tool list; `may_call` false refuses
+    /// calls.
+    pub fn with_runner(catalog: Arc<ActionCatalog>, runner: R, tools_ttl: Duration, may_call: bool) -> Self {
+        Self {
+            catalog,
+            runner,
+            tools_ttl,
+            may_call,
+        }
     }
 
-    fn tools(&self) -> Vec<crate::catalog::ToolDefinition> {
+    fn tools(&self) -> Vec<ToolDefinition> {
         self.catalog.tools(Some(Phase::Interaction), None)
     }
+
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.tools_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
-impl ServerHandler for McpActions {
+impl<R: ActionRunner> ServerHandler for McpActions<R> {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("actionbox", env!("CARGO_PKG_VERSION")))
@@ -42,6 +118,14 @@ impl ServerHandler for McpActions {
                 "Smart actions for customer support, run in the actionbox sandbox. Each tool's description \
                  says how to present its result.",
             )
+    }
+
+    async fn discover(&self, _context: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
+        Ok(
+            DiscoverResult::from_server_info(self.supported_protocol_versions().into_owned(), self.get_info())
+                .with_ttl_ms(self.ttl_ms())
+                .with_cache_scope(CacheScope::Private),
+        )
     }
 
     async fn list_tools(
@@ -57,7 +141,10 @@ impl ServerHandler for McpActions {
                 Tool::new(t.name.clone(), t.assistant_description(), Arc::new(schema))
             })
             .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        // Private: each workspace (and each token's scopes) sees its own list.
+        Ok(ListToolsResult::with_all_items(tools)
+            .with_ttl_ms(self.ttl_ms())
+            .with_cache_scope(CacheScope::Private))
     }
 
     async fn call_tool(
@@ -66,22 +153,31 @@ impl ServerHandler for McpActions {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
-        if !self.tools().iter().any(|t| t.name == name) {
-            let known: Vec<String> = self.tools().into_iter().map(|t| t.name).collect();
+        let tools = self.tools();
+        if !tools.iter().any(|t| t.name == name) {
+            let known: Vec<String> = tools.into_iter().map(|t| t.name).collect();
             return Err(McpError::invalid_params(
                 format!("unknown tool `{name}`; this server offers: {}", known.join(", ")),
                 None,
             ));
         }
+        if !self.may_call {
+            return Err(McpError::invalid_request(
+                "this token may list tools but not call them (scope `actions:call`)",
+                None,
+            ));
+        }
         let params = Value::Object(request.arguments.unwrap_or_default());
-        let result = match self.catalog.invoke(&name, &params).await {
-            Ok(run) => match run.report.outcome {
-                Ok(_) => CallToolResult::structured(run.assistant_payload()),
-                Err(_) => CallToolResult::structured_error(run.assistant_payload()),
-            },
-            Err(e) => CallToolResult::structured_error(json!({
-                "error": crate::present::problem("host", format_args!("{e:#}"))
-            })),
+        let result = match self.runner.run(&name, params).await {
+            Ok(ToolAnswer {
+                payload,
+                is_error: false,
+            }) => CallToolResult::structured(payload),
+            Ok(ToolAnswer {
+                payload,
+                is_error: true,
+            }) => CallToolResult::structured_error(payload),
+            Err(problem) => CallToolResult::structured_error(json!({ "error": problem })),
         };
         Ok(result.into())
     }

@@ -7,6 +7,7 @@
 //! | `POST /v1/actions/{name}/invoke` `{"params": {…}}` | `{"result", "response_instructions"}` or `{"error": {…}}` |
 //! | `POST /v1/sessions/start` `{"context": {…}}` | the session-start actions' results |
 //! | `POST /v1/integrations/{name}/test` | the Test button |
+//! | `POST /mcp` | the interaction actions over remote MCP (`server/mcp_http.rs`), with `/.well-known/oauth-protected-resource/mcp` |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus text; only on `--metrics-listen ADDR` when that is given |
 //!
@@ -42,21 +43,25 @@
 //! and its per-connection bounds `server/connections.rs`.
 
 pub mod connections;
+pub mod mcp_http;
+pub mod oauth;
 mod routes;
 pub mod workspace_api;
 
 use crate::catalog::ActionCatalog;
 use crate::config::Phase;
+use crate::mcp::{ActionRunner, ToolAnswer};
 use crate::metrics::Metrics;
 use crate::present::problem;
 use anyhow::{Context, Result};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 pub use connections::ConnectionLimits;
+use mcp_http::{McpAccess, McpHttp};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -123,6 +128,8 @@ pub struct ServeState {
     options: Arc<ServeOptions>,
     /// The server's counters.
     pub metrics: Arc<Metrics>,
+    /// The remote MCP endpoint, when served.
+    mcp: Option<Arc<McpHttp>>,
 }
 
 impl ServeState {
@@ -133,7 +140,14 @@ impl ServeState {
             loaded: Arc::new(RwLock::new(Arc::new(loaded))),
             options: Arc::new(options),
             metrics: Arc::default(),
+            mcp: None,
         })
+    }
+
+    /// Also serve the actions over remote MCP at `/mcp`.
+    pub fn with_mcp(mut self, mcp: McpHttp) -> Self {
+        self.mcp = Some(Arc::new(mcp.with_own_token("the server's token (--auth-token-env)")));
+        self
     }
 
     /// Reload the config and components; on failure the old ones stay.
@@ -187,11 +201,73 @@ pub fn router(state: ServeState) -> Router {
         .route("/v1/sessions/start", post(routes::session_start))
         .route("/v1/integrations/{name}/test", post(routes::test_integration))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .merge(api)
+    let mut router = Router::new().route("/healthz", get(|| async { "ok\n" })).merge(api);
+    if state.mcp.is_some() {
+        router = router.route(CONFIG_MCP_PATH, axum::routing::any(mcp)).route(
+            &format!("{}{CONFIG_MCP_PATH}", mcp_http::METADATA_PREFIX),
+            get(mcp_metadata),
+        );
+    }
+    router
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .with_state(state)
+}
+
+/// Where `serve --config` answers remote MCP.
+const CONFIG_MCP_PATH: &str = "/mcp";
+
+/// Runs an MCP call like an invoke: one slot on its integration, counted.
+#[derive(Clone)]
+struct ServeRunner(ServeState);
+
+impl ActionRunner for ServeRunner {
+    async fn run(&self, name: &str, params: serde_json::Value) -> Result<ToolAnswer, serde_json::Value> {
+        match routes::call_action(&self.0, name, &params, "mcp").await {
+            Ok(run) => Ok(ToolAnswer::of(&run)),
+            Err(refusal) => Err(refusal.error),
+        }
+    }
+}
+
+/// `/mcp`: the server's own bearer token (or, with `--no-auth`, none) or an
+/// OAuth access token for this URL.
+async fn mcp(State(state): State<ServeState>, request: Request) -> Response {
+    let Some(endpoint) = state.mcp.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Err(refused) = endpoint.check_origin(request.headers()) {
+        return refused;
+    }
+    let access = match (bearer(request.headers()), &state.options.auth_token) {
+        (_, None) => McpAccess::ALL,
+        (Some(given), Some(expected)) if same_token(given, expected) => McpAccess::ALL,
+        (Some(given), Some(_)) if oauth::TokenIssuer::looks_like_jwt(given) => {
+            match endpoint.jwt_access(given, CONFIG_MCP_PATH) {
+                Ok(access) => access,
+                Err(refused) => {
+                    state.metrics.unauthorized();
+                    return refused;
+                }
+            }
+        }
+        (given, Some(_)) => {
+            state.metrics.unauthorized();
+            let rejected = given.map(|_| "unknown, revoked or malformed token");
+            return endpoint.unauthorized(CONFIG_MCP_PATH, rejected);
+        }
+    };
+    let catalog = state.current().await.catalog.clone();
+    endpoint
+        .answer(request, CONFIG_MCP_PATH, access, catalog, ServeRunner(state.clone()))
+        .await
+}
+
+/// RFC 9728 metadata of `/mcp`.
+async fn mcp_metadata(State(state): State<ServeState>) -> Response {
+    match &state.mcp {
+        Some(endpoint) => endpoint.metadata(CONFIG_MCP_PATH, "actionbox actions"),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// `GET /metrics` alone.

@@ -38,34 +38,65 @@ pub(super) fn bad_body(e: &axum::extract::rejection::JsonRejection, shape: &str)
 }
 
 /// Whether an error of type `E` is anywhere in `e`'s source chain.
-fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     std::iter::successors(Some(e), |e| e.source()).any(|e| e.is::<E>())
 }
 
+/// Why a call did not run: the status and problem its caller is answered
+/// with over HTTP (an MCP client gets the problem as an `isError` result).
+pub(crate) struct Refusal {
+    /// The HTTP status.
+    pub(crate) status: StatusCode,
+    /// The problem, `{"kind", "message"}`.
+    pub(crate) error: Value,
+    /// `Retry-After` seconds, when waiting helps.
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl Refusal {
+    /// A refusal with no `Retry-After`.
+    pub(crate) fn new(status: StatusCode, error: Value) -> Self {
+        Self {
+            status,
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = error_response(self.status, self.error);
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
 /// 429 `saturated`: `integration` has `max_concurrency` calls in flight.
-fn saturated(state: &ServeState, route: &'static str, integration: &str) -> Response {
+fn saturated(state: &ServeState, route: &'static str, integration: &str) -> Refusal {
     state.metrics.saturated(route, integration);
-    let mut response = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        problem(
+    Refusal {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        error: problem(
             "saturated",
             format_args!(
                 "integration `{integration}` already has {} calls in flight; retry shortly",
                 state.options.max_concurrency
             ),
         ),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(SATURATED_RETRY_AFTER_SECS));
-    response
+        retry_after: Some(SATURATED_RETRY_AFTER_SECS),
+    }
 }
 
-/// The answer when call slots could not be taken for `route`.
-fn no_slot(state: &ServeState, route: &'static str, why: NoSlot<'_>) -> Response {
+/// The refusal when call slots could not be taken for `route`.
+fn no_slot(state: &ServeState, route: &'static str, why: NoSlot<'_>) -> Refusal {
     match why {
         NoSlot::Saturated(integration) => saturated(state, route, integration),
-        NoSlot::Unknown(integration) => error_response(
+        NoSlot::Unknown(integration) => Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             problem(
                 "host",
@@ -117,34 +148,45 @@ pub(super) async fn invoke(
         Ok(b) => b,
         Err(e) => return bad_body(&e, "{\"params\": {…}}"),
     };
+    match call_action(&state, &name, &body.params, "invoke").await {
+        Ok(run) => run_response(&run),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Run action `name` for `route` (an invoke, an MCP call) holding one slot
+/// on its integration, counted in the metrics.
+pub(super) async fn call_action(
+    state: &ServeState,
+    name: &str,
+    params: &Value,
+    route: &'static str,
+) -> Result<crate::catalog::ActionRun, Refusal> {
     let loaded = state.current().await;
-    let Some(action) = loaded.catalog.action(&name) else {
-        return error_response(
+    let Some(action) = loaded.catalog.action(name) else {
+        return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             problem("unknown-action", format_args!("no action is named `{name}`")),
-        );
+        ));
     };
     let calls = BTreeMap::from([(action.config.integration.as_str(), 1)]);
-    let _slots = match loaded.take_slots(&calls) {
-        Ok(slots) => slots,
-        Err(why) => return no_slot(&state, "invoke", why),
-    };
+    let _slots = loaded.take_slots(&calls).map_err(|why| no_slot(state, route, why))?;
     let _in_flight = state.metrics.start();
     let started = Instant::now();
-    let run = match loaded.catalog.invoke(&name, &body.params).await {
+    let run = match loaded.catalog.invoke(name, params).await {
         Ok(run) => run,
         Err(e) => {
-            state.metrics.finished(&name, "host", started.elapsed());
-            return error_response(
+            state.metrics.finished(name, "host", started.elapsed());
+            return Err(Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 problem("host", format_args!("{e:#}")),
-            );
+            ));
         }
     };
     let outcome = run.report.outcome.as_ref().err().map_or("ok", InvokeError::kind);
-    state.metrics.finished(&name, outcome, started.elapsed());
+    state.metrics.finished(name, outcome, started.elapsed());
     state.metrics.record_outbound(&run.report);
-    run_response(&run)
+    Ok(run)
 }
 
 /// The answer to an invoke: the assistant payload, with the status of its
@@ -191,7 +233,7 @@ pub(super) async fn session_start(
     let calls = session_start_calls(&loaded.catalog, &body.context);
     let _slots = match loaded.take_slots(&calls) {
         Ok(slots) => slots,
-        Err(why) => return no_slot(&state, "session-start", why),
+        Err(why) => return no_slot(&state, "session-start", why).into_response(),
     };
     let _in_flight = state.metrics.start();
     match loaded.catalog.session_start(&body.context).await {
@@ -224,7 +266,7 @@ pub(super) async fn test_integration(State(state): State<ServeState>, UrlPath(na
     };
     let _slots = match loaded.take_slots(&calls) {
         Ok(slots) => slots,
-        Err(why) => return no_slot(&state, "test", why),
+        Err(why) => return no_slot(&state, "test", why).into_response(),
     };
     let _in_flight = state.metrics.start();
     match loaded.catalog.test_integration(&name).await {

@@ -7,6 +7,8 @@
 //! | `/v1/admin/workspaces[/{ws}[/quotas│/tokens[/{id}]]]`, `/v1/admin/components`, `/v1/admin/audit` | operator |
 //! | `/v1/workspaces/{ws}/integrations[/{name}[/test]]`, `…/actions[/{name}]`, `…/actions/{name}/debug`, `…/invocations[/{id}]`, `…/audit` | `admin` scope |
 //! | `/v1/workspaces/{ws}/tools`, `…/actions/{name}/invoke`, `…/sessions/start` | `assistant` scope |
+//! | `/v1/workspaces/{ws}/mcp` (remote MCP, `server/mcp_http.rs`) | `assistant` scope, or an OAuth access token for that URL |
+//! | `/.well-known/oauth-protected-resource/v1/workspaces/{ws}/mcp` | anyone (RFC 9728 metadata) |
 //!
 //! Who is calling is decided once, by [`authenticate`]: the operator's token
 //! (`ACTIONBOX_OPERATOR_TOKEN`, compared as digests in constant time) or a
@@ -21,8 +23,10 @@
 // it at once; it is built once per refused request, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
-use super::routes::{self, bad_body, error_response, InvokeBody, SessionBody, ToolsQuery};
+use super::mcp_http::{self, McpAccess, McpHttp};
+use super::routes::{self, bad_body, error_response, InvokeBody, Refusal, SessionBody, ToolsQuery};
 use super::{bearer, same_token};
+use crate::mcp::{ActionRunner, ToolAnswer};
 use crate::metrics::Metrics;
 use crate::present::{self, problem, ToolFormat};
 use crate::workspaces::quota::{QuotaExceeded, QuotaPermit};
@@ -52,6 +56,8 @@ pub struct WorkspaceServeState {
     pub metrics: Arc<Metrics>,
     calls: Arc<Semaphore>,
     max_concurrency: usize,
+    /// The remote MCP endpoints, when served.
+    mcp: Option<Arc<McpHttp>>,
 }
 
 impl WorkspaceServeState {
@@ -64,7 +70,16 @@ impl WorkspaceServeState {
             metrics: Arc::default(),
             calls: Arc::new(Semaphore::new(max_concurrency)),
             max_concurrency,
+            mcp: None,
         }
+    }
+
+    /// Also serve each workspace's actions over remote MCP.
+    pub fn with_mcp(mut self, mcp: McpHttp) -> Self {
+        self.mcp = Some(Arc::new(
+            mcp.with_own_token("a workspace token with the assistant scope"),
+        ));
+        self
     }
 }
 
@@ -250,12 +265,116 @@ pub fn router(state: WorkspaceServeState) -> Router {
     let api = admin
         .merge(workspace)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .merge(api)
+        .merge(api);
+    if state.mcp.is_some() {
+        // Not behind `authenticate`: MCP answers its own 401s, with the
+        // challenge an OAuth client follows.
+        router = router.route("/v1/workspaces/{ws}/mcp", axum::routing::any(mcp)).route(
+            &format!("{}/v1/workspaces/{{ws}}/mcp", mcp_http::METADATA_PREFIX),
+            get(mcp_metadata),
+        );
+    }
+    router
         .layer(DefaultBodyLimit::max(super::MAX_REQUEST_BODY_BYTES))
         .with_state(state)
+}
+
+/// The MCP URL path of workspace `ws`.
+fn mcp_path(ws: &str) -> String {
+    format!("/v1/workspaces/{ws}/mcp")
+}
+
+/// Runs an MCP call like an invoke: the replica's and the workspace's
+/// bounds, the workspace's history.
+#[derive(Clone)]
+struct WorkspaceRunner {
+    state: WorkspaceServeState,
+    ws: String,
+}
+
+impl ActionRunner for WorkspaceRunner {
+    async fn run(&self, name: &str, params: Value) -> Result<ToolAnswer, Value> {
+        call_action(&self.state, &self.ws, name, &params, "mcp", ToolAnswer::of)
+            .await
+            .map_err(|refusal| refusal.error)
+    }
+}
+
+/// `/v1/workspaces/{ws}/mcp`: a workspace token with the `assistant` scope
+/// on `ws`, or an OAuth access token whose audience is this URL.
+async fn mcp(State(state): State<WorkspaceServeState>, UrlPath(ws): UrlPath<String>, request: Request) -> Response {
+    let Some(endpoint) = state.mcp.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Err(refused) = endpoint.check_origin(request.headers()) {
+        return refused;
+    }
+    // The id goes into URLs and challenge headers: only a well-formed one
+    // gets that far (an unknown one is refused by the token check).
+    if !actionbox_store::is_workspace_id(&ws) {
+        return ws_error(WorkspaceError::NotFound("no workspace has this id".into()));
+    }
+    let path = mcp_path(&ws);
+    let access = match bearer(request.headers()) {
+        None => {
+            state.metrics.unauthorized();
+            return endpoint.unauthorized(&path, None);
+        }
+        Some(given) if given.starts_with(actionbox_store::TOKEN_PREFIX) => {
+            match state.workspaces.authenticate(given).await {
+                Ok(Some(token)) if token.workspace == ws && token.scopes.contains(&Scope::Assistant) => McpAccess::ALL,
+                Ok(Some(token)) if token.workspace == ws => {
+                    return endpoint.insufficient_scope(&path, Scope::Assistant.as_str())
+                }
+                Ok(Some(_)) => {
+                    return error_response(
+                        StatusCode::FORBIDDEN,
+                        problem(
+                            "forbidden",
+                            "this token is another workspace's; use one minted for this workspace",
+                        ),
+                    )
+                }
+                Ok(None) => {
+                    state.metrics.unauthorized();
+                    return endpoint.unauthorized(&path, Some("unknown, revoked or malformed token"));
+                }
+                Err(e) => return ws_error(e),
+            }
+        }
+        Some(given) => match endpoint.jwt_access(given, &path) {
+            Ok(access) => access,
+            Err(refused) => {
+                state.metrics.unauthorized();
+                return refused;
+            }
+        },
+    };
+    let live = match state.workspaces.live(&ws).await {
+        Ok(l) => l,
+        Err(e) => return ws_error(e),
+    };
+    let runner = WorkspaceRunner {
+        state: state.clone(),
+        ws: ws.clone(),
+    };
+    endpoint
+        .answer(request, &path, access, live.catalog.clone(), runner)
+        .await
+}
+
+/// RFC 9728 metadata of a workspace's MCP URL. It is the same for every
+/// well-formed id, existing or not, so it tells nobody which workspaces exist.
+async fn mcp_metadata(State(state): State<WorkspaceServeState>, UrlPath(ws): UrlPath<String>) -> Response {
+    match &state.mcp {
+        Some(endpoint) if actionbox_store::is_workspace_id(&ws) => {
+            endpoint.metadata(&mcp_path(&ws), &format!("actionbox workspace {ws}"))
+        }
+        _ => ws_error(WorkspaceError::NotFound("no workspace has this id".into())),
+    }
 }
 
 /// `GET /readyz`: 200 while the store answers, 503 when it does not — so a
@@ -324,17 +443,23 @@ async fn authenticate(State(state): State<WorkspaceServeState>, mut request: Req
 }
 
 fn store_unavailable(message: &str) -> Response {
-    error_response(StatusCode::SERVICE_UNAVAILABLE, problem("store-unavailable", message))
+    Refusal::new(StatusCode::SERVICE_UNAVAILABLE, problem("store-unavailable", message)).into_response()
+}
+
+/// The refusal for a failed workspace operation.
+fn refusal(e: WorkspaceError) -> Refusal {
+    let (status, kind, m) = match e {
+        WorkspaceError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid-input", m),
+        WorkspaceError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
+        WorkspaceError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+        WorkspaceError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", m),
+    };
+    Refusal::new(status, problem(kind, m))
 }
 
 /// The answer for a failed workspace operation.
 fn ws_error(e: WorkspaceError) -> Response {
-    match e {
-        WorkspaceError::Invalid(m) => error_response(StatusCode::BAD_REQUEST, problem("invalid-input", m)),
-        WorkspaceError::NotFound(m) => error_response(StatusCode::NOT_FOUND, problem("not-found", m)),
-        WorkspaceError::Conflict(m) => error_response(StatusCode::CONFLICT, problem("conflict", m)),
-        WorkspaceError::Unavailable(m) => store_unavailable(&m),
-    }
+    refusal(e).into_response()
 }
 
 fn store_error(e: actionbox_store::StoreError) -> Response {
@@ -704,29 +829,28 @@ struct CallSlots {
     _quota: QuotaPermit,
 }
 
-/// Take `calls` slots for workspace `ws` now, or answer 429.
+/// Take `calls` slots for workspace `ws` now, or refuse with 429.
 async fn take_slots(
     state: &WorkspaceServeState,
     ws: &str,
     route: &'static str,
     calls: u32,
-) -> Result<CallSlots, Response> {
-    let gate = state.workspaces.quota_gate(ws).await.map_err(ws_error)?;
+) -> Result<CallSlots, Refusal> {
+    let gate = state.workspaces.quota_gate(ws).await.map_err(refusal)?;
     let quota = gate.try_enter(calls).map_err(|e| quota_exceeded(state, route, ws, e))?;
     let replica = state.calls.clone().try_acquire_many_owned(calls.max(1)).map_err(|_| {
         state.metrics.saturated(route, ws);
-        let mut r = error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            problem(
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: problem(
                 "saturated",
                 format_args!(
                     "this server already has {} calls in flight; retry shortly",
                     state.max_concurrency
                 ),
             ),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-        r
+            retry_after: Some(1),
+        }
     })?;
     Ok(CallSlots {
         _replica: replica,
@@ -734,12 +858,13 @@ async fn take_slots(
     })
 }
 
-fn quota_exceeded(state: &WorkspaceServeState, route: &'static str, ws: &str, e: QuotaExceeded) -> Response {
+fn quota_exceeded(state: &WorkspaceServeState, route: &'static str, ws: &str, e: QuotaExceeded) -> Refusal {
     state.metrics.saturated(route, ws);
-    let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, problem("quota-exceeded", e));
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after_secs()));
-    r
+    Refusal {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        error: problem("quota-exceeded", e),
+        retry_after: Some(e.retry_after_secs()),
+    }
 }
 
 async fn tools(
@@ -767,23 +892,34 @@ async fn run_action(
     route: &'static str,
     answer: fn(&crate::catalog::ActionRun) -> Response,
 ) -> Response {
-    let live = match state.workspaces.live(ws).await {
-        Ok(l) => l,
-        Err(e) => return ws_error(e),
-    };
+    match call_action(state, ws, name, params, route, answer).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Run action `name` of `ws` for `route` (an invoke, a debugger run, an MCP
+/// call) within the replica's and the workspace's bounds; make `answer` of
+/// the run, then keep the run in the workspace's history.
+pub(super) async fn call_action<T>(
+    state: &WorkspaceServeState,
+    ws: &str,
+    name: &str,
+    params: &Value,
+    route: &'static str,
+    answer: impl FnOnce(&crate::catalog::ActionRun) -> T,
+) -> Result<T, Refusal> {
+    let live = state.workspaces.live(ws).await.map_err(refusal)?;
     if live.catalog.action(name).is_none() {
-        return error_response(
+        return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             problem(
                 "unknown-action",
                 format_args!("workspace `{ws}` has no action named `{name}`"),
             ),
-        );
+        ));
     }
-    let _slots = match take_slots(state, ws, route, 1).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let _slots = take_slots(state, ws, route, 1).await?;
     let _in_flight = state.metrics.start();
     let started = std::time::Instant::now();
     match live.catalog.invoke(name, params).await {
@@ -796,16 +932,16 @@ async fn run_action(
                 .map_or("ok", actionbox_runtime::error::InvokeError::kind);
             state.metrics.finished(name, outcome, started.elapsed());
             state.metrics.record_outbound(&run.report);
-            let response = answer(&run);
+            let answered = answer(&run);
             state.workspaces.history.record(ws, run);
-            response
+            Ok(answered)
         }
         Err(e) => {
             state.metrics.finished(name, "host", started.elapsed());
-            error_response(
+            Err(Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 problem("host", format_args!("{e:#}")),
-            )
+            ))
         }
     }
 }
@@ -855,7 +991,7 @@ async fn session_start(
     let calls: u32 = routes::session_start_calls(&live.catalog, &b.context).values().sum();
     let _slots = match take_slots(&state, &ws, "session-start", calls).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let _in_flight = state.metrics.start();
     match live.catalog.session_start(&b.context).await {
@@ -885,7 +1021,7 @@ async fn test_integration(
     }
     let _slots = match take_slots(&state, &ws, "test", 1).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let _in_flight = state.metrics.start();
     match live.catalog.test_integration(&name).await {

@@ -60,4 +60,5 @@ pub use records::{
 };
 pub use schema::SCHEMA_VERSION;
 pub use secret::{MasterKey, SealedKey, SecretText};
-pub use store::Store;
+pub use store::{is_workspace_id, Store};
+pub use tokens::TOKEN_PREFIX;

@@ -333,6 +333,12 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Check a workspace id: `[a-z0-9][a-z0-9_-]{0,62}` (it appears in URLs and paths).
+/// Whether `id` is a well-formed workspace id (1–63 of a-z, 0-9, `_`, `-`,
+/// starting with a letter or digit): safe in a URL path and a header.
+pub fn is_workspace_id(id: &str) -> bool {
+    check_workspace_id(id).is_ok()
+}
+
 pub(crate) fn check_workspace_id(id: &str) -> Result<()> {
     let mut chars = id.chars();
     let first_ok = chars

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-const TOKEN_PREFIX: &str = "abx_";
+/// How every workspace token begins, so a server can tell them from other
+/// bearer tokens (OAuth access tokens) before any lookup.
+pub const TOKEN_PREFIX: &str = "abx_";
 const ID_HEX_LEN: usize = 12;
 const SECRET_HEX_LEN: usize = 64;
 
