@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_manifests;
 mod jco;
 mod load;
+mod mcp_remote;
 mod python_action;
 mod serve;
 mod serve_hostile_clients;
