@@ -192,6 +192,21 @@ impl ActionCatalog {
             .join(", ")
     }
 
+    /// Every method each integration's component offers, as `(integration,
+    /// method)`: what a custom action may call.
+    pub fn methods(&self) -> Vec<(String, MethodSpec)> {
+        self.integrations
+            .iter()
+            .flat_map(|i| {
+                i.component
+                    .manifest()
+                    .methods
+                    .iter()
+                    .map(|m| (i.config.name.clone(), m.clone()))
+            })
+            .collect()
+    }
+
     /// The tool definitions to offer now: actions that run in `phase` and
     /// fire on `direction` (each filter optional).
     pub fn tools(&self, phase: Option<Phase>, direction: Option<Direction>) -> Vec<ToolDefinition> {

@@ -282,6 +282,14 @@ struct McpArgs {
 }
 
 impl McpArgs {
+    /// Whether clients reach the server over https (the console's cookies
+    /// are then `Secure`).
+    fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
+    }
+
     /// The MCP endpoints of a server whose API listener is at `listen`.
     fn endpoint(&self, listen: std::net::SocketAddr) -> Result<crate::server::mcp_http::McpHttp> {
         let options = crate::server::mcp_http::McpHttpOptions {
@@ -548,7 +556,8 @@ async fn serve_store(args: ServeArgs, limits: crate::server::ConnectionLimits) -
     let workspaces = store::workspaces(&url, &args.store_serve, Some(args.max_concurrency)).await?;
     let state =
         crate::server::workspace_api::WorkspaceServeState::new(workspaces, operator_token, args.max_concurrency)
-            .with_mcp(mcp);
+            .with_mcp(mcp)
+            .with_console(args.mcp.is_https());
     let routers = crate::server::Routers {
         api: crate::server::workspace_api::router(state.clone()),
         metrics: crate::server::workspace_api::metrics_router(state.clone()),

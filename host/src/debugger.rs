@@ -133,6 +133,7 @@ pub fn stored_trace_json(run: &ActionRun) -> Value {
         "deadline_ms": r.deadline_ms,
         "elapsed_ms": r.elapsed_ms,
         "peak_memory_bytes": r.peak_memory_bytes,
+        "memory_limit_bytes": r.memory_limit_bytes,
         "outcome": match &r.outcome {
             Ok(v) => json!({ "ok": defused(v.clone(), PAYLOAD_STRING_BYTES) }),
             Err(e) => json!({ "error": defused(crate::present::error(e), TEXT_BYTES) }),
@@ -325,6 +326,7 @@ mod tests {
                     ],
                     status: Some(500),
                     error: Some(format!("body cut: {HOSTILE}")),
+                    started_ms: 1,
                     duration_ms: 3,
                     response_bytes: 10,
                     reused_connection: false,
@@ -339,6 +341,7 @@ mod tests {
                 elapsed_ms: 5,
                 deadline_ms: 10_000,
                 peak_memory_bytes: 1024,
+                memory_limit_bytes: 64 << 20,
                 violations: vec![SandboxViolation::KeyReflected {
                     message: format!("in header {HOSTILE}"),
                 }],

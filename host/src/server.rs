@@ -43,6 +43,7 @@
 //! and its per-connection bounds `server/connections.rs`.
 
 pub mod connections;
+mod console;
 pub mod mcp_http;
 pub mod oauth;
 mod routes;

@@ -419,6 +419,29 @@ impl Workspaces {
         Ok((view, created))
     }
 
+    /// The tool definition action `name` of `ws` would have with `body`,
+    /// checked exactly as a save checks it; nothing is written.
+    pub async fn preview_action(&self, ws: &str, name: &str, body: Value) -> WsResult<crate::catalog::ToolDefinition> {
+        let Value::Object(body) = body else {
+            return Err(invalid("send the action as a JSON object"));
+        };
+        let spec = doc::spec(body, "action", name, doc::ACTION_FIELDS).map_err(|e| invalid(format!("{e:#}")))?;
+        let snapshot = self.snapshot(ws).await?;
+        let change = Change::Action {
+            name,
+            spec: Some(&spec),
+        };
+        let live = self
+            .build(&snapshot, Some(&change))
+            .await
+            .map_err(|e| WorkspaceError::Invalid(format!("{e:#}")))?;
+        live.catalog
+            .tools(None, None)
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| WorkspaceError::Invalid(format!("action `{name}` would not be served")))
+    }
+
     /// Delete custom action `name` of `ws` (a default action it replaced
     /// comes back).
     pub async fn delete_action(&self, ws: &str, name: &str, actor: &str) -> WsResult<()> {

@@ -197,6 +197,7 @@ impl ActionComponent {
         report.guest_log = state.guest_log.lines.clone();
         report.guest_log_dropped = state.guest_log.dropped;
         report.peak_memory_bytes = state.limiter.peak_memory_bytes;
+        report.memory_limit_bytes = integration.limits.memory_bytes;
         report.elapsed_ms = millis(deadline.elapsed());
         drop(store);
         drop(slot);

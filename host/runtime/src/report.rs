@@ -41,6 +41,9 @@ pub struct InvocationReport {
     pub deadline_ms: u64,
     /// Highest linear-memory size the action reached, in bytes.
     pub peak_memory_bytes: usize,
+    /// The call's memory limit (`limits.memory_mib`), in bytes; 0 when the
+    /// call never ran.
+    pub memory_limit_bytes: usize,
     /// What the sandbox stopped during the call (the first
     /// `outbound::record::MAX_VIOLATIONS_KEPT`).
     pub violations: Vec<SandboxViolation>,
@@ -86,6 +89,7 @@ impl InvocationReport {
             elapsed_ms: 0,
             deadline_ms: 0,
             peak_memory_bytes: 0,
+            memory_limit_bytes: 0,
             violations: Vec::new(),
             violations_dropped: 0,
         }

@@ -58,6 +58,8 @@ pub struct WorkspaceServeState {
     max_concurrency: usize,
     /// The remote MCP endpoints, when served.
     mcp: Option<Arc<McpHttp>>,
+    /// The console's sessions, when the console is served.
+    console: Option<Arc<super::console::session::Sessions>>,
 }
 
 impl WorkspaceServeState {
@@ -71,7 +73,39 @@ impl WorkspaceServeState {
             calls: Arc::new(Semaphore::new(max_concurrency)),
             max_concurrency,
             mcp: None,
+            console: None,
         }
+    }
+
+    /// Also serve the console at `/console`; `secure` marks its cookies
+    /// `Secure` (the public URL is https). Its sessions are sealed under a
+    /// key derived from the master key, so every replica opens them; without
+    /// a master key, under a key of this process only.
+    pub fn with_console(mut self, secure: bool) -> Self {
+        let sealer = self
+            .workspaces
+            .store()
+            .value_sealer("console-session")
+            .unwrap_or_else(|_| {
+                actionbox_store::ValueSealer::new(&actionbox_store::MasterKey::generate(), "console-session")
+            });
+        self.console = Some(Arc::new(super::console::session::Sessions::new(sealer, secure)));
+        self
+    }
+
+    /// The console's sessions, when the console is served.
+    pub(super) fn console_sessions(&self) -> Option<&super::console::session::Sessions> {
+        self.console.as_deref()
+    }
+
+    /// Whether `token` is the operator's (compared as digests in constant time).
+    pub(super) fn is_operator_token(&self, token: &str) -> bool {
+        same_token(token, &self.operator_token)
+    }
+
+    /// The workspaces served.
+    pub(super) fn workspaces_handle(&self) -> &Arc<Workspaces> {
+        &self.workspaces
     }
 
     /// Also serve each workspace's actions over remote MCP.
@@ -136,7 +170,7 @@ impl Caller {
 }
 
 /// The audit log's actor for the operator.
-const OPERATOR_ACTOR: &str = "operator";
+pub(super) const OPERATOR_ACTOR: &str = "operator";
 
 /// The caller [`authenticate`] put on the request.
 fn caller_of(parts: &axum::http::request::Parts) -> Result<Caller, Response> {
@@ -269,6 +303,9 @@ pub fn router(state: WorkspaceServeState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(api);
+    if state.console.is_some() {
+        router = router.merge(super::console::router());
+    }
     if state.mcp.is_some() {
         // Not behind `authenticate`: MCP answers its own 401s, with the
         // challenge an OAuth client follows.
@@ -447,7 +484,7 @@ fn store_unavailable(message: &str) -> Response {
 }
 
 /// The refusal for a failed workspace operation.
-fn refusal(e: WorkspaceError) -> Refusal {
+pub(super) fn refusal(e: WorkspaceError) -> Refusal {
     let (status, kind, m) = match e {
         WorkspaceError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid-input", m),
         WorkspaceError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
@@ -1010,38 +1047,47 @@ async fn test_integration(
     WorkspaceAdmin { ws, .. }: WorkspaceAdmin,
     UrlPath((_, name)): UrlPath<(String, String)>,
 ) -> Response {
-    let live = match state.workspaces.live(&ws).await {
-        Ok(l) => l,
-        Err(e) => return ws_error(e),
-    };
-    if !live.catalog.integration_names().contains(&name) {
-        return ws_error(WorkspaceError::NotFound(format!(
-            "workspace `{ws}` has no integration named `{name}`"
-        )));
+    match test_call(&state, &ws, &name, routes::test_response).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
     }
-    let _slots = match take_slots(&state, &ws, "test", 1).await {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+}
+
+/// Press integration `name`'s Test button within the replica's and the
+/// workspace's bounds; make `answer` of (base URL, report), then keep the
+/// run in the workspace's history.
+pub(super) async fn test_call<T>(
+    state: &WorkspaceServeState,
+    ws: &str,
+    name: &str,
+    answer: impl FnOnce(&str, &actionbox_runtime::report::InvocationReport) -> T,
+) -> Result<T, Refusal> {
+    let live = state.workspaces.live(ws).await.map_err(refusal)?;
+    if !live.catalog.integration_names().iter().any(|n| n == name) {
+        return Err(refusal(WorkspaceError::NotFound(format!(
+            "workspace `{ws}` has no integration named `{name}`"
+        ))));
+    }
+    let _slots = take_slots(state, ws, "test", 1).await?;
     let _in_flight = state.metrics.start();
-    match live.catalog.test_integration(&name).await {
+    match live.catalog.test_integration(name).await {
         Ok((base_url, report)) => {
-            let response = routes::test_response(&base_url, &report);
+            let answered = answer(&base_url, &report);
             let run = crate::catalog::ActionRun {
                 action: TEST_BUTTON_ACTION.to_string(),
-                integration: name,
+                integration: name.to_string(),
                 method: TEST_BUTTON_ACTION.to_string(),
                 base_url,
                 report,
                 response_instructions: None,
             };
-            state.workspaces.history.record(&ws, run);
-            response
+            state.workspaces.history.record(ws, run);
+            Ok(answered)
         }
-        Err(e) => error_response(
+        Err(e) => Err(Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             problem("host", format_args!("{e:#}")),
-        ),
+        )),
     }
 }
 

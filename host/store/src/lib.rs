@@ -59,6 +59,6 @@ pub use records::{
     WorkspaceSnapshot,
 };
 pub use schema::SCHEMA_VERSION;
-pub use secret::{MasterKey, SealedKey, SecretText};
+pub use secret::{random_hex, MasterKey, SealedKey, SecretText, ValueSealer};
 pub use store::{is_workspace_id, Store};
 pub use tokens::TOKEN_PREFIX;

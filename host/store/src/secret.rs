@@ -159,6 +159,77 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// Seals short values that leave the server and come back — the console's
+/// session cookie — under a key derived from the master key, so every
+/// replica with the same master key opens them and nobody else can read or
+/// forge them. The derived key is SHA-256("actionbox-" || purpose || "\0" ||
+/// master key): one purpose's ciphertexts never open as another's, and the
+/// master key itself is never used for anything but API keys. A master key
+/// rotation ends every value sealed before it (people sign in again).
+pub struct ValueSealer {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl ValueSealer {
+    /// A sealer for `purpose` (e.g. `"console-session"`) under `master`.
+    pub fn new(master: &MasterKey, purpose: &str) -> ValueSealer {
+        let mut h = Sha256::new();
+        h.update(b"actionbox-");
+        h.update(purpose.as_bytes());
+        h.update([0u8]);
+        h.update(&master.bytes[..]);
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&h.finalize());
+        ValueSealer { key }
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&*self.key).into())
+    }
+
+    /// `clear` sealed with a fresh random nonce, as lower-case hex
+    /// (`nonce || ciphertext || tag`), safe in a cookie.
+    pub fn seal(&self, clear: &[u8]) -> Result<String> {
+        let mut nonce = [0u8; NONCE_LEN];
+        random_bytes(&mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), clear)
+            .map_err(|_| StoreError::Crypto)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(hex::encode(out))
+    }
+
+    /// What [`ValueSealer::seal`] sealed, or `None` for anything else
+    /// (tampered, truncated, sealed under another key or purpose).
+    pub fn open(&self, text: &str) -> Option<Zeroizing<Vec<u8>>> {
+        let bytes = hex::decode(text).ok()?;
+        if bytes.len() < NONCE_LEN + 16 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        self.cipher()
+            .decrypt(Nonce::from_slice(nonce), sealed)
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
+impl fmt::Debug for ValueSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ValueSealer([redacted])")
+    }
+}
+
+/// Fresh random bytes from the operating system, as lower-case hex (CSRF
+/// tokens, nonces a caller needs as text).
+pub fn random_hex(len: usize) -> String {
+    let mut buf = vec![0u8; len];
+    random_bytes(&mut buf);
+    hex::encode(buf)
+}
+
 /// `workspace || "\0" || integration`: binds a ciphertext to its row. Neither
 /// part can contain NUL (workspace ids are checked, integration names too),
 /// so distinct rows never share associated data.

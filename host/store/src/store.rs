@@ -170,6 +170,12 @@ impl Store {
         keys.current.clone().ok_or(StoreError::NoMasterKey)
     }
 
+    /// A sealer for values of `purpose` under the current master key, or
+    /// [`StoreError::NoMasterKey`].
+    pub fn value_sealer(&self, purpose: &str) -> Result<crate::ValueSealer> {
+        Ok(crate::ValueSealer::new(&self.master_key()?, purpose))
+    }
+
     /// Make `new` the key for sealing; the old one stays available for opening.
     pub(crate) fn install_master_key(&self, new: MasterKey) -> Option<MasterKey> {
         let mut keys = self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -40,6 +40,9 @@ pub struct OutboundRecord {
     pub status: Option<u16>,
     /// Why it failed or was refused, when it did.
     pub error: Option<String>,
+    /// Milliseconds from the call's start to this request's (the debugger
+    /// draws its waterfall with it).
+    pub started_ms: u64,
     /// Milliseconds from the hook being called to the response head.
     pub duration_ms: u64,
     /// Response body bytes delivered to the guest.
@@ -58,6 +61,7 @@ impl OutboundRecord {
             request_headers: Vec::new(),
             status: None,
             error: None,
+            started_ms: 0,
             duration_ms: 0,
             response_bytes: 0,
             reused_connection: false,
@@ -95,6 +99,8 @@ pub struct CallRecorder {
     refused: AtomicU32,
     max_refused: u32,
     stop: CallStop,
+    /// When the call (and so this recorder) started.
+    created: Instant,
 }
 
 impl CallRecorder {
@@ -110,6 +116,7 @@ impl CallRecorder {
             refused: AtomicU32::new(0),
             max_refused: max_refused_requests,
             stop: CallStop::default(),
+            created: Instant::now(),
         }
     }
 
@@ -207,6 +214,8 @@ impl CallRecorder {
         error: Option<&HttpError>,
     ) {
         record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        record.started_ms =
+            u64::try_from(started.saturating_duration_since(self.created).as_millis()).unwrap_or(u64::MAX);
         record.error = error.map(describe_error);
         self.update(index, |slot| {
             record.response_bytes = slot.response_bytes;
@@ -239,6 +248,7 @@ mod tests {
             request_headers: vec![],
             status: None,
             error: None,
+            started_ms: 0,
             duration_ms: 0,
             response_bytes: 0,
             reused_connection: false,
