@@ -291,12 +291,18 @@ impl McpArgs {
     }
 
     /// The MCP endpoints of a server whose API listener is at `listen`.
-    fn endpoint(&self, listen: std::net::SocketAddr) -> Result<crate::server::mcp_http::McpHttp> {
+    /// `write_timeout` is the listener's `--header-read-timeout`.
+    fn endpoint(
+        &self,
+        listen: std::net::SocketAddr,
+        write_timeout: std::time::Duration,
+    ) -> Result<crate::server::mcp_http::McpHttp> {
         let options = crate::server::mcp_http::McpHttpOptions {
             public_url: self.public_url.clone(),
             allowed_origins: self.allowed_origins.clone(),
             oauth: self.oauth_issuer.clone().zip(self.oauth_jwks.clone()),
             tools_ttl: std::time::Duration::from_secs(self.mcp_tools_ttl),
+            write_timeout,
         };
         crate::server::mcp_http::McpHttp::new(&options, listen)
     }
@@ -523,7 +529,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         max_concurrency: args.max_concurrency,
     };
     let (api, metrics) = listeners(&args).await?;
-    let mcp = args.mcp.endpoint(api.local_addr()?)?;
+    let mcp = args.mcp.endpoint(api.local_addr()?, limits.header_read_timeout)?;
     let state = crate::server::ServeState::new(options).await?.with_mcp(mcp);
     eprintln!(
         "actionbox serving on http://{} (Ctrl-C or SIGTERM to stop, SIGHUP to reload)",
@@ -552,7 +558,7 @@ async fn serve_store(args: ServeArgs, limits: crate::server::ConnectionLimits) -
     let operator_token = store::operator_token()?;
     let url = args.store.url()?;
     let (api, metrics) = listeners(&args).await?;
-    let mcp = args.mcp.endpoint(api.local_addr()?)?;
+    let mcp = args.mcp.endpoint(api.local_addr()?, limits.header_read_timeout)?;
     let workspaces = store::workspaces(&url, &args.store_serve, Some(args.max_concurrency)).await?;
     let state =
         crate::server::workspace_api::WorkspaceServeState::new(workspaces, operator_token, args.max_concurrency)

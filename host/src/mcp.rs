@@ -11,6 +11,14 @@
 //! Listing tools is the same everywhere; how a call runs is not (stdio runs it
 //! directly, `serve` takes its call slots and keeps its history), so the
 //! handler takes an [`ActionRunner`].
+//!
+//! Over HTTP a 2026-07-28 client may `subscriptions/listen` for
+//! `notifications/tools/list_changed` ([`ListChanges`]): the stream says so
+//! once the tools it was opened on have been replaced (an admin change, a
+//! reload) and then ends, so the client re-lists and listens again. A listen
+//! holds a connection, so a replica keeps at most [`MAX_LISTENS`] open, each
+//! for at most [`MAX_LISTEN`]; past either, clients rely on the list's
+//! `ttlMs`.
 
 use crate::catalog::{ActionCatalog, ActionRun, ToolDefinition};
 use crate::config::Phase;
@@ -19,13 +27,38 @@ use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverResult, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::model::{ServerNotification, SubscriptionFilter, ToolListChangedNotification};
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Listens open at once per server: each holds a connection.
+pub const MAX_LISTENS: usize = 256;
+/// Longest a listen stays open before it ends gracefully (the client
+/// listens again): bounds how long a shutdown waits for one.
+pub const MAX_LISTEN: Duration = Duration::from_secs(60);
+/// How often a listen checks whether its tools were replaced.
+const LISTEN_POLL: Duration = Duration::from_millis(250);
+
+/// Whether the tools a handler was made with are still the ones served.
+pub trait CatalogWatch: Send + Sync + 'static {
+    /// The catalog has been replaced since the handler was made.
+    fn replaced(&self) -> bool;
+}
+
+/// What a handler needs to offer `subscriptions/listen`.
+#[derive(Clone)]
+pub struct ListChanges {
+    /// Tells when the tools change.
+    pub watch: Arc<dyn CatalogWatch>,
+    /// The server's listen slots ([`MAX_LISTENS`]).
+    pub slots: Arc<Semaphore>,
+}
 
 /// What a tool call that ran answers: the assistant payload, and whether
 /// the action failed.
@@ -79,6 +112,8 @@ pub struct McpActions<R> {
     /// token may grant listing alone; the HTTP layer refuses such calls
     /// first, this is the second lock).
     may_call: bool,
+    /// Change notifications, where the transport can carry them.
+    changes: Option<ListChanges>,
 }
 
 impl McpActions<DirectRunner> {
@@ -98,7 +133,14 @@ impl<R: ActionRunner> McpActions<R> {
             runner,
             tools_ttl,
             may_call,
+            changes: None,
         }
+    }
+
+    /// Offer `subscriptions/listen` for tool list changes.
+    pub fn with_list_changes(mut self, changes: ListChanges) -> Self {
+        self.changes = Some(changes);
+        self
     }
 
     fn tools(&self) -> Vec<ToolDefinition> {
@@ -112,7 +154,15 @@ impl<R: ActionRunner> McpActions<R> {
 
 impl<R: ActionRunner> ServerHandler for McpActions<R> {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.changes.is_some() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("actionbox", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Smart actions for customer support, run in the actionbox sandbox. Each tool's description \
@@ -126,6 +176,41 @@ impl<R: ActionRunner> ServerHandler for McpActions<R> {
                 .with_ttl_ms(self.ttl_ms())
                 .with_cache_scope(CacheScope::Private),
         )
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.changes.as_ref()?;
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let Some(changes) = &self.changes else {
+            return Ok(());
+        };
+        let Ok(_slot) = changes.slots.clone().try_acquire_owned() else {
+            return Err(McpError::internal_error(
+                format!("this server already holds {MAX_LISTENS} listens; re-list tools when the list's ttlMs passes"),
+                None,
+            ));
+        };
+        let until = tokio::time::Instant::now() + MAX_LISTEN;
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                () = tokio::time::sleep(LISTEN_POLL) => {}
+            }
+            if changes.watch.replaced() {
+                let changed = ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default());
+                // A client that went away meanwhile needs no notice.
+                let _ = context.sink().send(changed).await;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                return Ok(());
+            }
+        }
     }
 
     async fn list_tools(

@@ -258,9 +258,35 @@ async fn mcp(State(state): State<ServeState>, request: Request) -> Response {
         }
     };
     let catalog = state.current().await.catalog.clone();
+    let watch = Arc::new(ReloadWatch {
+        loaded: state.loaded.clone(),
+        catalog: catalog.clone(),
+    });
     endpoint
-        .answer(request, CONFIG_MCP_PATH, access, catalog, ServeRunner(state.clone()))
+        .answer(
+            request,
+            CONFIG_MCP_PATH,
+            access,
+            catalog,
+            ServeRunner(state.clone()),
+            watch,
+        )
         .await
+}
+
+/// Tells a listen when the configuration was reloaded (SIGHUP).
+struct ReloadWatch {
+    loaded: Arc<RwLock<Arc<Loaded>>>,
+    catalog: Arc<ActionCatalog>,
+}
+
+impl crate::mcp::CatalogWatch for ReloadWatch {
+    fn replaced(&self) -> bool {
+        // Being replaced right now (write-locked): say so on the next look.
+        self.loaded
+            .try_read()
+            .is_ok_and(|loaded| !Arc::ptr_eq(&loaded.catalog, &self.catalog))
+    }
 }
 
 /// RFC 9728 metadata of `/mcp`.

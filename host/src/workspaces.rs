@@ -195,6 +195,16 @@ impl Workspaces {
         Ok(live)
     }
 
+    /// Whether `live` is still what `ws` is served with (no change since it
+    /// was built): cheap, it builds nothing.
+    pub fn still_serves(&self, ws: &str, live: &Arc<LiveWorkspace>) -> bool {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ws)
+            .is_some_and(|current| Arc::ptr_eq(current, live))
+    }
+
     /// The quota gate of `ws` (created, or updated to `quotas`).
     fn gate(&self, ws: &str, quotas: Quotas) -> Arc<QuotaGate> {
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,7 +10,7 @@
 //! | accepted, or first byte of a new request, until the head is complete | [`ConnectionLimits::header_read_timeout`] | slowloris: a head sent a byte at a time |
 //! | head complete until the body has arrived | the same bound, from the head | the slow POST variant of the same attack |
 //! | the handler runs | none here: the action timeout (10–180 s) bounds it | the work the client asked for |
-//! | answer ready until written | the same bound | a client that never reads its answer |
+//! | answer ready until written (for a streamed answer: since its last frame was taken) | the same bound | a client that never reads its answer |
 //! | between requests (keep-alive) | [`ConnectionLimits::idle_timeout`] | idle sockets cost a descriptor each |
 //!
 //! At most [`ConnectionLimits::max_connections`] connections are open at once;
@@ -411,10 +411,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for AppService {
         Box::pin(async move {
             let Ok(response) = app.oneshot(request).await;
             in_flight.0.answer_ready();
-            Ok(response.map(|body| TrackedBody {
-                inner: body,
-                _in_flight: in_flight,
-            }))
+            Ok(response.map(|body| TrackedBody { inner: body, in_flight }))
         })
     }
 }
@@ -432,7 +429,7 @@ impl Drop for RequestInFlight {
 /// it (and drops it).
 struct TrackedBody {
     inner: axum::body::Body,
-    _in_flight: RequestInFlight,
+    in_flight: RequestInFlight,
 }
 
 impl Body for TrackedBody {
@@ -440,7 +437,16 @@ impl Body for TrackedBody {
     type Error = axum::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        // hyper asks for the next frame only once it has taken the previous
+        // one: a streamed answer (an MCP listen) that keeps being taken is
+        // progress, and its write bound starts again. A client that stops
+        // reading stops hyper asking, and is cut at the bound as before.
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            this.in_flight.0.answer_ready();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

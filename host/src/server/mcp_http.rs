@@ -34,7 +34,7 @@
 
 use super::oauth::{Scopes, TokenIssuer, TokenRejected, SCOPES_SUPPORTED, SCOPE_CALL, SCOPE_LIST};
 use crate::catalog::ActionCatalog;
-use crate::mcp::{ActionRunner, McpActions};
+use crate::mcp::{ActionRunner, CatalogWatch, ListChanges, McpActions};
 use crate::present::problem;
 use anyhow::{bail, Context, Result};
 use axum::body::{Body, Bytes};
@@ -70,6 +70,11 @@ pub struct McpHttpOptions {
     pub oauth: Option<(String, PathBuf)>,
     /// `--mcp-tools-ttl`.
     pub tools_ttl: Duration,
+    /// How long the server lets an answer go without progress
+    /// (`--header-read-timeout`): a listen stream sends a keep-alive at half
+    /// of it, so an idle listen is not taken for a client that stopped
+    /// reading.
+    pub write_timeout: Duration,
 }
 
 /// The public URL: where clients reach the server, as RFC 9728 resource
@@ -170,6 +175,8 @@ pub struct McpHttp {
     rmcp: StreamableHttpServerConfig,
     /// The mode's own token, as a 401 names it.
     own_token: &'static str,
+    /// Listens open at once ([`crate::mcp::MAX_LISTENS`]).
+    listen_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl McpHttp {
@@ -196,7 +203,7 @@ impl McpHttp {
         let rmcp = StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)
             .with_json_response(true)
-            .with_sse_keep_alive(None)
+            .with_sse_keep_alive(Some(options.write_timeout / 2))
             .with_sse_retry(None)
             .disable_allowed_hosts()
             .disable_allowed_origins()
@@ -208,6 +215,7 @@ impl McpHttp {
             tools_ttl: options.tools_ttl,
             rmcp,
             own_token: "a bearer token",
+            listen_slots: Arc::new(tokio::sync::Semaphore::new(crate::mcp::MAX_LISTENS)),
         })
     }
 
@@ -340,6 +348,7 @@ impl McpHttp {
 
     /// Answer one MCP request with `catalog`'s tools, run by `runner`, for a
     /// caller with `access` — after the scope check, which needs the body.
+    /// `watch` tells a listen when the catalog is replaced.
     pub async fn answer<R: ActionRunner + Clone>(
         &self,
         request: Request,
@@ -347,6 +356,7 @@ impl McpHttp {
         access: McpAccess,
         catalog: Arc<ActionCatalog>,
         runner: R,
+        watch: Arc<dyn CatalogWatch>,
     ) -> Response {
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, MAX_MCP_BODY_BYTES).await {
@@ -369,7 +379,11 @@ impl McpHttp {
         if !access.may_list {
             return self.insufficient_scope(path, SCOPE_LIST);
         }
-        let handler = McpActions::with_runner(catalog, runner, self.tools_ttl, access.may_call);
+        let handler =
+            McpActions::with_runner(catalog, runner, self.tools_ttl, access.may_call).with_list_changes(ListChanges {
+                watch,
+                slots: self.listen_slots.clone(),
+            });
         let service = StreamableHttpService::new(
             move || Ok(handler.clone()),
             Arc::new(NeverSessionManager::default()),
@@ -414,6 +428,7 @@ mod tests {
             allowed_origins: allowed.iter().map(|s| s.to_string()).collect(),
             oauth: None,
             tools_ttl: DEFAULT_TOOLS_TTL,
+            write_timeout: Duration::from_secs(10),
         };
         McpHttp::new(&options, "127.0.0.1:1".parse().expect("addr")).expect("valid options")
     }
@@ -475,6 +490,7 @@ mod tests {
                 allowed_origins: vec![],
                 oauth: None,
                 tools_ttl: DEFAULT_TOOLS_TTL,
+                write_timeout: Duration::from_secs(10),
             };
             assert!(
                 McpHttp::new(&options, "127.0.0.1:1".parse().expect("addr")).is_err(),

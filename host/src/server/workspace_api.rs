@@ -26,7 +26,7 @@
 use super::mcp_http::{self, McpAccess, McpHttp};
 use super::routes::{self, bad_body, error_response, InvokeBody, Refusal, SessionBody, ToolsQuery};
 use super::{bearer, same_token};
-use crate::mcp::{ActionRunner, ToolAnswer};
+use crate::mcp::{ActionRunner, CatalogWatch, ToolAnswer};
 use crate::metrics::Metrics;
 use crate::present::{self, problem, ToolFormat};
 use crate::workspaces::quota::{QuotaExceeded, QuotaPermit};
@@ -340,6 +340,19 @@ impl ActionRunner for WorkspaceRunner {
     }
 }
 
+/// Tells a listen when workspace `ws` changed: its live catalog was dropped.
+struct WorkspaceWatch {
+    workspaces: Arc<Workspaces>,
+    ws: String,
+    live: Arc<crate::workspaces::LiveWorkspace>,
+}
+
+impl CatalogWatch for WorkspaceWatch {
+    fn replaced(&self) -> bool {
+        !self.workspaces.still_serves(&self.ws, &self.live)
+    }
+}
+
 /// `/v1/workspaces/{ws}/mcp`: a workspace token with the `assistant` scope
 /// on `ws`, or an OAuth access token whose audience is this URL.
 async fn mcp(State(state): State<WorkspaceServeState>, UrlPath(ws): UrlPath<String>, request: Request) -> Response {
@@ -398,8 +411,13 @@ async fn mcp(State(state): State<WorkspaceServeState>, UrlPath(ws): UrlPath<Stri
         state: state.clone(),
         ws: ws.clone(),
     };
+    let watch = Arc::new(WorkspaceWatch {
+        workspaces: state.workspaces.clone(),
+        ws: ws.clone(),
+        live: live.clone(),
+    });
     endpoint
-        .answer(request, &path, access, live.catalog.clone(), runner)
+        .answer(request, &path, access, live.catalog.clone(), runner, watch)
         .await
 }
 

@@ -40,6 +40,14 @@ Subcommands:
       meanwhile); list again at once (the client may answer from its cache,
       which honours the server's ttlMs); sleep 2.5 s; list again and print.
 
+  listen URL TOKEN WAIT_S
+      One modern session: `subscriptions/listen` for tool list changes;
+      print what the server honoured; sleep WAIT_S seconds (longer than the
+      server's write bound: the stream must stay open on its keep-alives);
+      print that, then wait for a line on standard input (the test changes the
+      workspace's actions) and for the next event (at most 10 s); print it,
+      whether the stream then ended gracefully, and the tools listed anew.
+
   load URL TOKEN CALLS CONCURRENCY
       CALLS tools/call of trackOrder (order 1001) by CONCURRENCY workers,
       each with its own modern session; prints counts, calls/s, latency
@@ -234,6 +242,41 @@ async def ttl(url: str, token: str) -> None:
         )
 
 
+async def listen(url: str, token: str, wait_s: float) -> None:
+    async with client(url, token, "2026-07-28") as c:
+        async with c.listen(tools_list_changed=True) as sub:
+            emit({"step": "listening", "honored": str(sub.honored)})
+            await asyncio.sleep(wait_s)
+            emit({"step": "still-open"})
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                raise SystemExit("standard input closed before the change was made")
+            seen: dict = {"step": "event"}
+            try:
+                with anyio_fail_after(10):
+                    event = await sub.__anext__()
+                seen["event"] = type(event).__name__
+            except Exception as e:
+                seen["event_error"] = described(e)
+            try:
+                with anyio_fail_after(10):
+                    await sub.__anext__()
+                seen["ended"] = "another event"
+            except StopAsyncIteration:
+                seen["ended"] = "graceful"
+            except Exception as e:
+                seen["ended"] = described(e)
+        listed = await c.list_tools()
+        seen["names"] = [t.name for t in listed.tools]
+        emit(seen)
+
+
+def anyio_fail_after(seconds: float):
+    import anyio
+
+    return anyio.fail_after(seconds)
+
+
 def percentile(sorted_ms: list[float], p: float) -> float:
     if not sorted_ms:
         return 0.0
@@ -308,6 +351,8 @@ def main(argv: list[str]) -> None:
         emit(asyncio.run(session(url, token, mode, json.loads(plan), headers_from(args[4:]))))
     elif command == "ttl" and len(args) == 2:
         asyncio.run(ttl(args[0], args[1]))
+    elif command == "listen" and len(args) == 3:
+        asyncio.run(listen(args[0], args[1], float(args[2])))
     elif command == "load" and len(args) == 4:
         asyncio.run(load(args[0], args[1], int(args[2]), int(args[3])))
     else:

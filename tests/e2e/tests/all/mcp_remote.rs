@@ -1121,6 +1121,46 @@ async fn an_admin_change_is_seen_once_the_tools_ttl_has_passed() {
     assert_eq!(names(&r.json()["result"]["tools"]), ["trackOrder"], "{r}");
 }
 
+/// A 2026-07-28 client listening for tool list changes hears of an admin
+/// change, and the stream stays open past the server's write bound on its
+/// keep-alives (here `--header-read-timeout 2` and a 4 s wait).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listening_client_is_told_when_the_tools_change() {
+    actionbox_e2e::require!(python_with_mcp(), PYTHON_MCP_MADE_BY);
+    let dir = fresh_dir("mcp-listen");
+    let (s, sim) = store_server(&dir, &["--header-read-timeout", "2"]).await;
+    let api = s.api();
+    let a = merchant(api, "alpha", &sim, sim.api_key()).await;
+    let script = workspace_root().join("tests/e2e/mcp/remote_client.py");
+    let url = s.mcp_url("alpha");
+    let mut watcher = WatchedPython::start(&[text(&script), "listen", &url, &a.assistant, "4"]);
+    let listening = watcher.next_line().await;
+    assert!(
+        listening["honored"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tools_list_changed=True"),
+        "the server honours tool list changes: {listening}"
+    );
+    let open = watcher.next_line().await;
+    assert_eq!(open["step"], "still-open", "{open}");
+    custom_action(
+        api,
+        &a.admin,
+        "alpha",
+        "added_while_listening",
+        json!({ "description": "Added while a client listened." }),
+    )
+    .await;
+    watcher.say("changed\n");
+    let seen = watcher.next_line().await;
+    assert_eq!(seen["event"], "ToolsListChanged", "{seen}");
+    assert_eq!(seen["ended"], "graceful", "the stream ends after its notice: {seen}");
+    let mut listed = names_of(&seen["names"]);
+    listed.sort();
+    assert_eq!(listed, ["added_while_listening", "trackOrder"], "{seen}");
+}
+
 /// Strings of a JSON array.
 fn names_of(list: &Value) -> Vec<String> {
     list.as_array()
