@@ -18,11 +18,27 @@ ORDER        ?= 1001
 export ACTIONBOX_PREBUILT_COMPONENTS := 1
 
 .PHONY: all setup build component test-components host demo test lint fmt fuzz pyenv bench clean help postgres \
-	jco inspect demo-jco python-action
+	jco inspect demo-jco python-action browser axe
 
-# A virtualenv with the MCP client package the MCP test drives actionbox with.
+# A virtualenv with the Python packages the tests drive actionbox with: the
+# MCP client (tests/e2e/mcp) and Selenium for the console's browser test
+# (tests/e2e/console). The stamp is named after the pins, so changing one
+# re-runs the install. (selenium 4.52.0 needs a certifi newer than the
+# registry serves here, so 4.51.0.)
 PYENV        := target/pyenv
 MCP_PY_PIN   := mcp==2.3.0
+SELENIUM_PIN := selenium==4.51.0
+PYENV_PINS   := $(MCP_PY_PIN) $(SELENIUM_PIN)
+empty        :=
+space        := $(empty) $(empty)
+PYENV_STAMP  := $(PYENV)/.installed-$(subst $(space),_,$(subst ==,-,$(PYENV_PINS)))
+
+# The console's browser test: Debian's headless Chromium and its WebDriver,
+# and axe-core (the accessibility checker it injects into every page).
+BROWSER_PKGS := chromium chromium-driver
+AXE_CORE     := 4.14.1
+AXE_DIR      := target/axe-core
+AXE_STAMP    := $(AXE_DIR)/.installed-$(AXE_CORE)
 
 # Portability (tests/jco): the same component under jco in Node.js, and the
 # `inspect` target. Versions are pinned by tests/jco/package-lock.json.
@@ -138,17 +154,34 @@ lint: setup
 	$(CARGO) clippy --release -p actionbox-bench --all-targets -- -D warnings
 	$(CARGO) clippy --release -p edge-gateway -p edge-adapter -p edge-cli-stubs -p edge-probe --target $(WASM_TARGET) -- -D warnings
 
-# Python's `mcp` package: an MCP client this project did not write.
-pyenv: $(PYENV)/.installed
-$(PYENV)/.installed:
+# Python's `mcp` package (an MCP client this project did not write) and
+# Selenium (WebDriver for the console test), exactly as pinned.
+pyenv: $(PYENV_STAMP)
+$(PYENV_STAMP):
 	@command -v python3 >/dev/null || { echo "make test needs python3 (apt-get install python3 python3-venv)"; exit 1; }
-	python3 -m venv $(PYENV) || { rm -rf $(PYENV); apt-get install -y python3-venv && python3 -m venv $(PYENV); }
-	$(PYENV)/bin/pip install --quiet --disable-pip-version-check '$(MCP_PY_PIN)'
+	@[ -x $(PYENV)/bin/pip ] || python3 -m venv $(PYENV) || { rm -rf $(PYENV); apt-get install -y python3-venv && python3 -m venv $(PYENV); }
+	$(PYENV)/bin/pip install --quiet --disable-pip-version-check $(foreach p,$(PYENV_PINS),'$(p)')
+	rm -f $(PYENV)/.installed*
+	touch $@
+
+# Headless Chromium and chromedriver from Debian (the console's browser
+# test), installed when either is missing. Debian builds them together, so
+# the driver always matches the browser.
+browser:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt-get install -y $(BROWSER_PKGS) \
+		|| { apt-get update && apt-get install -y $(BROWSER_PKGS); }
+
+# axe-core from npm, exactly as pinned: target/axe-core/node_modules/axe-core/axe.min.js.
+axe: $(AXE_STAMP)
+$(AXE_STAMP):
+	@command -v npm >/dev/null || { echo "make test needs Node.js >= 20 with npm (e.g. apt-get install nodejs npm)"; exit 1; }
+	rm -rf $(AXE_DIR) && mkdir -p $(AXE_DIR)
+	npm install --prefix $(AXE_DIR) --no-audit --no-fund --no-package-lock --save-exact 'axe-core@$(AXE_CORE)'
 	touch $@
 
 # ACTIONBOX_REQUIRE_ALL_TESTS: a test whose Node.js/Python/wac prerequisite is
 # missing fails here instead of skipping as it does under a plain `cargo test`.
-test: build test-components lint pyenv jco python-action edge postgres
+test: build test-components lint pyenv jco python-action edge postgres browser axe
 	ACTIONBOX_REQUIRE_ALL_TESTS=1 $(CARGO) test --release
 	$(MAKE) --no-print-directory edge-test
 

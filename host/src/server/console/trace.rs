@@ -11,6 +11,8 @@ use serde_json::Value;
 
 /// Height of one waterfall row in the SVG, in its units.
 const ROW: u64 = 18;
+/// Narrowest bar, in the SVG's units of 1000 across.
+const MIN_BAR: u64 = 4;
 
 /// One outbound request.
 pub struct RequestView {
@@ -89,12 +91,15 @@ impl TraceView {
         };
         let elapsed_ms = u(&trace["elapsed_ms"]);
         let records = trace["outbound"].as_array().cloned().unwrap_or_default();
+        // One ms more than the last end, so a request that starts in the
+        // call's last millisecond still has room to be drawn.
         let axis_ms = records
             .iter()
             .map(|r| u(&r["started_ms"]) + u(&r["duration_ms"]))
-            .chain([elapsed_ms, 1])
+            .chain([elapsed_ms])
             .max()
-            .unwrap_or(1);
+            .unwrap_or(0)
+            + 1;
         let requests: Vec<RequestView> = records
             .iter()
             .enumerate()
@@ -103,7 +108,7 @@ impl TraceView {
                 let duration_ms = u(&r["duration_ms"]);
                 let status = r["status"].as_u64();
                 let error = r["error"].as_str().map(str::to_string);
-                let bar_x = started_ms * 1000 / axis_ms;
+                let bar_x = (started_ms * 1000 / axis_ms).min(1000 - MIN_BAR);
                 RequestView {
                     method: s(&r["method"]),
                     target: target_of(r["url"].as_str().unwrap_or_default()),
@@ -127,8 +132,9 @@ impl TraceView {
                         .map(|hs| hs.iter().map(|h| (s(&h[0]), s(&h[1]))).collect::<Vec<_>>())
                         .unwrap_or_default(),
                     bar_x,
-                    // At least a sliver, so a 0 ms request is still seen.
-                    bar_width: (duration_ms * 1000 / axis_ms).clamp(4, 1000 - bar_x.min(996)),
+                    // At least a sliver, so a 0 ms request is still seen;
+                    // never past the right edge.
+                    bar_width: (duration_ms * 1000 / axis_ms).clamp(MIN_BAR, 1000 - bar_x),
                     bar_y: i as u64 * ROW + 4,
                 }
             })
@@ -245,12 +251,30 @@ mod tests {
         assert!(v.ok);
         assert_eq!(v.requests.len(), 2);
         assert_eq!(v.requests[0].target, "a.example/v2/x");
-        assert_eq!((v.requests[0].bar_x, v.requests[0].bar_width), (0, 500));
-        assert_eq!((v.requests[1].bar_x, v.requests[1].bar_width), (500, 500));
+        // 101 ms across (the last end, plus one).
+        assert_eq!((v.requests[0].bar_x, v.requests[0].bar_width), (0, 495));
+        assert_eq!((v.requests[1].bar_x, v.requests[1].bar_width), (495, 495));
         assert!(v.requests[1].failed && !v.requests[0].failed);
         assert_eq!(v.requests[1].connection, "reused");
         assert_eq!(v.requests[0].headers[0].1, "[redacted]");
         assert!(v.payload.is_some());
+    }
+
+    #[test]
+    fn every_bar_is_inside_the_drawing() {
+        // A 1 ms call whose requests all start in its last millisecond.
+        let records: Vec<_> = (0..5)
+            .map(|_| json!({"method": "GET", "url": "https://a/", "status": 200, "started_ms": 1, "duration_ms": 0}))
+            .collect();
+        let v = TraceView::of(&json!({"outcome": {"ok": {}}, "elapsed_ms": 1, "outbound": records}));
+        for r in &v.requests {
+            assert!(
+                r.bar_width >= MIN_BAR && r.bar_x + r.bar_width <= 1000,
+                "{} + {}",
+                r.bar_x,
+                r.bar_width
+            );
+        }
     }
 
     #[test]

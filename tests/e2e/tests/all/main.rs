@@ -6,6 +6,8 @@ mod artifact_cache;
 mod cli;
 mod config;
 mod connection_reuse;
+mod console;
+mod console_sessions;
 mod host_budget;
 mod hostile;
 mod hostile_manifests;
