@@ -236,7 +236,7 @@ async fn mcp(State(state): State<ServeState>, request: Request) -> Response {
     let Some(endpoint) = state.mcp.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if let Err(refused) = endpoint.check_origin(request.headers()) {
+    if let Err(refused) = endpoint.check_host_and_origin(request.headers()) {
         return refused;
     }
     let access = match (bearer(request.headers()), &state.options.auth_token) {

@@ -184,6 +184,15 @@ impl McpHttp {
     pub fn new(options: &McpHttpOptions, listen: std::net::SocketAddr) -> Result<Self> {
         let public = match &options.public_url {
             Some(url) => PublicUrl::parse(url)?,
+            // Listening on every address says nothing of the name clients
+            // use: until the operator says it, MCP answers loopback names.
+            None if listen.ip().is_unspecified() => {
+                tracing::warn!(
+                    "no --public-url: MCP answers only to http://127.0.0.1:{0} (and localhost:{0}); pass                      --public-url with the URL clients use",
+                    listen.port()
+                );
+                PublicUrl::parse(&format!("http://127.0.0.1:{}", listen.port()))?
+            }
             None => PublicUrl::parse(&format!("http://{listen}"))?,
         };
         let mut allowed_origins = vec![public.origin.clone()];
@@ -234,7 +243,7 @@ impl McpHttp {
 
     /// Refuse a request that came through another name (`Host`) or from a
     /// browser page of another origin (`Origin`).
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Response> {
+    pub fn check_host_and_origin(&self, headers: &HeaderMap) -> Result<(), Response> {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -447,14 +456,14 @@ mod tests {
         let mcp = endpoint("https://Actions.Example.com/", &["https://console.example.com:443"]);
         assert_eq!(mcp.resource("/mcp"), "https://actions.example.com/mcp");
         for ok in ["actions.example.com", "actions.example.com:443", "ACTIONS.example.com"] {
-            assert!(mcp.check_origin(&headers(ok, None)).is_ok(), "{ok}");
+            assert!(mcp.check_host_and_origin(&headers(ok, None)).is_ok(), "{ok}");
         }
         for bad in ["evil.example", "actions.example.com:8443", "127.0.0.1:443", ""] {
-            assert!(mcp.check_origin(&headers(bad, None)).is_err(), "{bad}");
+            assert!(mcp.check_host_and_origin(&headers(bad, None)).is_err(), "{bad}");
         }
         let host = "actions.example.com";
         for ok in ["https://actions.example.com", "https://console.example.com"] {
-            assert!(mcp.check_origin(&headers(host, Some(ok))).is_ok(), "{ok}");
+            assert!(mcp.check_host_and_origin(&headers(host, Some(ok))).is_ok(), "{ok}");
         }
         for bad in [
             "https://evil.example",
@@ -462,7 +471,7 @@ mod tests {
             "null",
             "https://console.example.com:444",
         ] {
-            assert!(mcp.check_origin(&headers(host, Some(bad))).is_err(), "{bad}");
+            assert!(mcp.check_host_and_origin(&headers(host, Some(bad))).is_err(), "{bad}");
         }
     }
 
@@ -470,10 +479,10 @@ mod tests {
     fn a_loopback_url_answers_to_every_loopback_name_on_its_port() {
         let mcp = endpoint("http://127.0.0.1:8080", &[]);
         for ok in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080"] {
-            assert!(mcp.check_origin(&headers(ok, None)).is_ok(), "{ok}");
+            assert!(mcp.check_host_and_origin(&headers(ok, None)).is_ok(), "{ok}");
         }
-        assert!(mcp.check_origin(&headers("localhost:8081", None)).is_err());
-        assert!(mcp.check_origin(&headers("evil.example:8080", None)).is_err());
+        assert!(mcp.check_host_and_origin(&headers("localhost:8081", None)).is_err());
+        assert!(mcp.check_host_and_origin(&headers("evil.example:8080", None)).is_err());
     }
 
     #[test]

@@ -359,7 +359,7 @@ async fn mcp(State(state): State<WorkspaceServeState>, UrlPath(ws): UrlPath<Stri
     let Some(endpoint) = state.mcp.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if let Err(refused) = endpoint.check_origin(request.headers()) {
+    if let Err(refused) = endpoint.check_host_and_origin(request.headers()) {
         return refused;
     }
     // The id goes into URLs and challenge headers: only a well-formed one

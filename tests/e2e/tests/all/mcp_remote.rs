@@ -969,6 +969,27 @@ async fn jwts_must_name_this_mcp_url_this_issuer_and_the_scope_of_the_call() {
         "{c}"
     );
     eprintln!("actions:list JWT calling a tool: 403 kind `{}`", r.error_kind());
+    // A body naming `method` twice is read one way by the scope check and
+    // perhaps another by the protocol: the handler refuses the call anyway.
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": { "name": "actionbox-e2e-raw", "version": "0" },
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let params = json!({ "name": "trackOrder", "arguments": { "order_id": "1001" }, "_meta": meta });
+    let twice = format!(r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{params},"method":"tools/list"}}"#);
+    let headers: Vec<(&str, String)> = vec![
+        ("Content-Type", "application/json".to_string()),
+        ("Accept", "application/json, text/event-stream".to_string()),
+        ("MCP-Protocol-Version", MODERN.to_string()),
+        ("Authorization", format!("Bearer {}", token("list_only"))),
+    ];
+    let r = exchange(s.addr(), "POST", &path, &headers, Some(&twice)).await;
+    eprintln!("a list-only JWT with `method` twice: HTTP {} {}", r.status, r.body);
+    assert!(
+        !r.body.contains("\"isError\":false") && !r.body.contains("tracking_number"),
+        "the call ran: {r}"
+    );
     assert_eq!(
         sim.requests().len(),
         upstream_before,
