@@ -213,9 +213,38 @@ pub fn path_part(s: &str) -> String {
     out
 }
 
+/// A request to a page of workspace `{ws}` by someone signed in and allowed
+/// there: a handler that takes it cannot run for anyone else (it answers
+/// the sign-in redirect or 403 instead).
+pub struct Signed {
+    /// Who.
+    pub session: Session,
+    /// The path's workspace.
+    pub ws: String,
+}
+
+impl axum::extract::FromRequestParts<WorkspaceServeState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &WorkspaceServeState,
+    ) -> Result<Self, Response> {
+        let UrlPath(mut params) =
+            UrlPath::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let ws = params
+            .remove("ws")
+            .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
+        let session = workspace_session(state, &parts.headers, &ws).await?;
+        Ok(Self { session, ws })
+    }
+}
+
 /// The session of a request to a page of workspace `ws`: signed in, and
 /// allowed there.
-pub(super) async fn workspace_session(
+async fn workspace_session(
     state: &WorkspaceServeState,
     headers: &axum::http::HeaderMap,
     ws: &str,

@@ -119,7 +119,7 @@ pub async fn http_bytes(
 }
 
 /// Undo chunked transfer encoding.
-fn dechunk(mut body: &str) -> String {
+pub fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);

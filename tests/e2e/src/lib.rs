@@ -253,7 +253,7 @@ pub fn hostile_manifest_path(variant: &str) -> PathBuf {
 /// Bytes of each output stream a [`BoundedRun`] keeps; the rest is counted.
 const KEPT_OUTPUT_BYTES: usize = 1024 * 1024;
 
-/// What a time-bounded `actionbox` run printed, and how long it took.
+/// What a time-bounded run printed, and how long it took.
 pub struct BoundedRun {
     /// Exit code; -1 when killed by a signal (e.g. at the time bound).
     pub code: i32,
@@ -305,20 +305,29 @@ pub fn run_actionbox_bounded_with_input(
     input: Option<&str>,
     bound: std::time::Duration,
 ) -> BoundedRun {
-    use std::process::{Command, Stdio};
-    let started = std::time::Instant::now();
-    let mut cmd = Command::new(actionbox_bin());
+    let mut cmd = std::process::Command::new(actionbox_bin());
     cmd.args(args)
         .env_remove("RUST_LOG")
         .env_remove("SHIPSTATION_API_KEY")
-        .env_remove("ACTIONBOX_CONFIG")
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("ACTIONBOX_CONFIG");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("actionbox starts");
+    run_bounded(cmd, input, bound)
+}
+
+/// Run `cmd` (any program: actionbox, a Python test client), writing `input`
+/// (when given) to its standard input before closing it, and kill it if it
+/// is still running after `bound`. Blocking: call it from `spawn_blocking`
+/// in async tests.
+pub fn run_bounded(mut cmd: std::process::Command, input: Option<&str>, bound: std::time::Duration) -> BoundedRun {
+    use std::process::Stdio;
+    let started = std::time::Instant::now();
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{program} does not start: {e}"));
     if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
         let input = input.to_string();
         std::thread::spawn(move || {
@@ -332,13 +341,13 @@ pub fn run_actionbox_bounded_with_input(
     let err_reader = std::thread::spawn(move || drain_bounded(stderr));
     let mut timed_out = false;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for actionbox") {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
             break status;
         }
         if started.elapsed() >= bound {
             timed_out = true;
             let _ = child.kill();
-            break child.wait().expect("wait for the killed actionbox");
+            break child.wait().expect("wait for the killed child");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };

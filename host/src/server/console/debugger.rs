@@ -3,12 +3,12 @@
 
 use super::pages::ParamField;
 use super::trace::TraceView;
-use super::{error_page, path_part, render, workspace_session, Chrome, ConsoleState};
+use super::{error_page, path_part, render, Chrome, ConsoleState, Signed};
 use crate::server::workspace_api::call_action;
 use actionbox_store::InvocationFilter;
 use askama::Template;
 use axum::extract::{Form, Path as UrlPath, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -88,14 +88,9 @@ async fn page(
 /// `GET …/debugger[?action=…]`.
 pub(super) async fn debugger(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
     Query(q): Query<ActionQuery>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match page(&state, &session, &ws, q.action.as_deref().unwrap_or(""), None).await {
         Ok(p) => render(StatusCode::OK, &p),
         Err(r) => r,
@@ -130,15 +125,10 @@ fn params_of(page: &DebuggerPage, form: &HashMap<String, String>) -> Result<Valu
 /// `POST …/debugger?action=…`: run it and draw the trace.
 pub(super) async fn run(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
     Query(q): Query<ActionQuery>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if !session.check_csrf(&form) {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -234,14 +224,9 @@ fn utc(ms: i64) -> String {
 /// `GET …/history[?action=&outcome=]`.
 pub(super) async fn history(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
     Query(q): Query<HistoryQuery>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let action = q.action.filter(|a| !a.is_empty());
     let outcome = q.outcome.filter(|o| !o.is_empty());
     let filter = InvocationFilter {
@@ -306,13 +291,9 @@ struct HistoryEntryPage {
 /// `GET …/history/{id}`: the trace history kept.
 pub(super) async fn history_entry(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, id)): UrlPath<(String, i64)>,
-    headers: HeaderMap,
+    UrlPath((_, id)): UrlPath<(String, i64)>,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match state.workspaces_handle().store().invocation(&ws, id).await {
         Ok(Some(entry)) => {
             let chrome = Chrome::new(

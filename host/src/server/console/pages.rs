@@ -1,7 +1,7 @@
 //! The console's sign-in, workspace, integration and action pages.
 
 use super::session::{self, Session, Who};
-use super::{error_page, path_part, render, workspace_session, Chrome, ConsoleState};
+use super::{error_page, path_part, render, Chrome, ConsoleState, Signed};
 use crate::server::workspace_api::{refusal, test_call, WorkspaceServeState};
 use crate::workspaces::WorkspaceError;
 use askama::Template;
@@ -38,6 +38,17 @@ fn invalid_field(message: &str) -> Option<String> {
 
 fn message_of(e: WorkspaceError) -> String {
     refusal(e).error["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// The rows of `list`, or none with its error on the page.
+fn rows<T>(list: Result<Vec<Value>, WorkspaceError>, chrome: &mut Chrome, row: impl Fn(&Value) -> T) -> Vec<T> {
+    match list {
+        Ok(list) => list.iter().map(row).collect(),
+        Err(e) => {
+            chrome.error = Some(message_of(e));
+            Vec::new()
+        }
+    }
 }
 
 fn see_other(to: &str) -> Response {
@@ -196,29 +207,17 @@ fn text(v: &Value) -> String {
 /// `GET …/integrations`.
 pub(super) async fn integrations(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let mut chrome = Chrome::new(&session, &ws, "integrations", "Integrations");
-    let rows = match state.workspaces_handle().integrations(&ws).await {
-        Ok(list) => list
-            .iter()
-            .map(|v| IntegrationRow {
-                name: text(&v["name"]),
-                kind: text(&v["kind"]),
-                key: key_text(v),
-                timeout: format!("{} s", text(&v["timeout"])),
-            })
-            .collect(),
-        Err(e) => {
-            chrome.error = Some(message_of(e));
-            Vec::new()
+    let rows = rows(state.workspaces_handle().integrations(&ws).await, &mut chrome, |v| {
+        IntegrationRow {
+            name: text(&v["name"]),
+            kind: text(&v["kind"]),
+            key: key_text(v),
+            timeout: format!("{} s", text(&v["timeout"])),
         }
-    };
+    });
     render(StatusCode::OK, &IntegrationsPage { chrome, rows })
 }
 
@@ -332,13 +331,8 @@ async fn integration_page(
 /// `GET …/integrations/new`.
 pub(super) async fn new_integration(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let page = integration_page(&state, &session, &ws, None, None, None).await;
     render(StatusCode::OK, &page)
 }
@@ -368,15 +362,10 @@ fn integration_body(form: &Fields) -> Result<Value, String> {
 
 async fn save_integration(
     state: WorkspaceServeState,
-    ws: String,
     name: Option<String>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
     form: Fields,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if !session.check_csrf(&form) {
         return csrf_refused(&session, &ws);
     }
@@ -412,21 +401,20 @@ async fn save_integration(
 /// `POST …/integrations/new`.
 pub(super) async fn create_integration(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
-    headers: HeaderMap,
+    signed: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
-    save_integration(state, ws, None, headers, form).await
+    save_integration(state, None, signed, form).await
 }
 
 /// `POST …/integrations/{name}`: the edit form.
 pub(super) async fn update_integration(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    signed: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
-    save_integration(state, ws, Some(name), headers, form).await
+    save_integration(state, Some(name), signed, form).await
 }
 
 async fn current_integration(state: &WorkspaceServeState, ws: &str, name: &str) -> Option<Value> {
@@ -447,14 +435,10 @@ pub(super) struct SavedQuery {
 /// `GET …/integrations/{name}`: its settings, Test and Delete.
 pub(super) async fn integration(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    UrlPath((_, name)): UrlPath<(String, String)>,
     Query(q): Query<SavedQuery>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let Some(view) = current_integration(&state, &ws, &name).await else {
         return error_page(
             StatusCode::NOT_FOUND,
@@ -473,14 +457,10 @@ pub(super) async fn integration(
 /// `POST …/integrations/{name}/test`: the Test button.
 pub(super) async fn test_integration(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    Signed { session, ws }: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if !session.check_csrf(&form) {
         return csrf_refused(&session, &ws);
     }
@@ -534,17 +514,11 @@ struct ConfirmDeletePage {
 }
 
 async fn confirm_delete(
-    state: WorkspaceServeState,
-    ws: String,
     name: String,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
     what: &'static str,
     section: &'static str,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let chrome = Chrome::new(&session, &ws, section, format!("Delete {what} {name}?"));
     let back = format!("/console/w/{}/{section}/{}", path_part(&ws), path_part(&name));
     render(
@@ -560,34 +534,24 @@ async fn confirm_delete(
 
 /// `GET …/integrations/{name}/delete`: are you sure?
 pub(super) async fn confirm_delete_integration(
-    axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    signed: Signed,
 ) -> Response {
-    confirm_delete(state, ws, name, headers, "integration", "integrations").await
+    confirm_delete(name, signed, "integration", "integrations").await
 }
 
 /// `GET …/actions/{name}/delete`.
-pub(super) async fn confirm_delete_action(
-    axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    confirm_delete(state, ws, name, headers, "action", "actions").await
+pub(super) async fn confirm_delete_action(UrlPath((_, name)): UrlPath<(String, String)>, signed: Signed) -> Response {
+    confirm_delete(name, signed, "action", "actions").await
 }
 
 async fn delete(
     state: WorkspaceServeState,
-    ws: String,
     name: String,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
     form: Fields,
     what: &'static str,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if !session.check_csrf(&form) {
         return csrf_refused(&session, &ws);
     }
@@ -609,21 +573,21 @@ async fn delete(
 /// `POST …/integrations/{name}/delete`.
 pub(super) async fn delete_integration(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    signed: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
-    delete(state, ws, name, headers, form, "integration").await
+    delete(state, name, signed, form, "integration").await
 }
 
 /// `POST …/actions/{name}/delete`.
 pub(super) async fn delete_action(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    signed: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
-    delete(state, ws, name, headers, form, "action").await
+    delete(state, name, signed, form, "action").await
 }
 
 // ---------------------------------------------------------------- actions
@@ -650,33 +614,18 @@ fn label(value: &str) -> String {
 }
 
 /// `GET …/actions`.
-pub(super) async fn actions(
-    axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(super) async fn actions(axum::extract::State(state): ConsoleState, Signed { session, ws }: Signed) -> Response {
     let mut chrome = Chrome::new(&session, &ws, "actions", "Actions");
-    let rows = match state.workspaces_handle().actions(&ws).await {
-        Ok(list) => list
-            .iter()
-            .map(|a| ActionRow {
-                name: text(&a["name"]),
-                integration: text(&a["integration"]),
-                method: text(&a["method"]),
-                execution: label(&text(&a["execution"])),
-                trigger: label(&text(&a["trigger"])),
-                default: a["default"] == true,
-            })
-            .collect(),
-        Err(e) => {
-            chrome.error = Some(message_of(e));
-            Vec::new()
+    let rows = rows(state.workspaces_handle().actions(&ws).await, &mut chrome, |a| {
+        ActionRow {
+            name: text(&a["name"]),
+            integration: text(&a["integration"]),
+            method: text(&a["method"]),
+            execution: label(&text(&a["execution"])),
+            trigger: label(&text(&a["trigger"])),
+            default: a["default"] == true,
         }
-    };
+    });
     render(StatusCode::OK, &ActionsPage { chrome, rows })
 }
 
@@ -750,14 +699,9 @@ async fn method_of(
 /// `GET …/actions/new`: pick integration and method, then the form.
 pub(super) async fn new_action(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
     Query(q): Query<PickQuery>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let (Some(integration), Some(method)) = (&q.integration, &q.method) {
         return match method_of(&state, &ws, integration, method).await {
             Ok(spec) => {
@@ -901,16 +845,11 @@ fn action_body(form: &Fields, integration: &str, spec: &actionbox_runtime::manif
 /// Preview or save the action form.
 async fn submit_action(
     state: WorkspaceServeState,
-    ws: String,
     name: Option<String>,
     pick: PickQuery,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
     form: Fields,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if !session.check_csrf(&form) {
         return csrf_refused(&session, &ws);
     }
@@ -984,39 +923,34 @@ async fn submit_action(
 /// `POST …/actions/new?integration=…&method=…`.
 pub(super) async fn create_action(
     axum::extract::State(state): ConsoleState,
-    UrlPath(ws): UrlPath<String>,
     Query(pick): Query<PickQuery>,
-    headers: HeaderMap,
+    signed: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
-    submit_action(state, ws, None, pick, headers, form).await
+    submit_action(state, None, pick, signed, form).await
 }
 
 /// `POST …/actions/{name}`.
 pub(super) async fn update_action(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    UrlPath((_, name)): UrlPath<(String, String)>,
+    signed: Signed,
     Form(form): Form<Fields>,
 ) -> Response {
     let pick = PickQuery {
         integration: None,
         method: None,
     };
-    submit_action(state, ws, Some(name), pick, headers, form).await
+    submit_action(state, Some(name), pick, signed, form).await
 }
 
 /// `GET …/actions/{name}`: the form filled, with its preview.
 pub(super) async fn action(
     axum::extract::State(state): ConsoleState,
-    UrlPath((ws, name)): UrlPath<(String, String)>,
+    UrlPath((_, name)): UrlPath<(String, String)>,
     Query(q): Query<SavedQuery>,
-    headers: HeaderMap,
+    Signed { session, ws }: Signed,
 ) -> Response {
-    let session = match workspace_session(&state, &headers, &ws).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let live = match state.workspaces_handle().live(&ws).await {
         Ok(l) => l,
         Err(e) => {

@@ -116,15 +116,9 @@ async fn journey(mode: &str, env: Vec<(&'static str, String)>) -> JourneyRun {
     let script = workspace_root().join("tests/e2e/console/journey.py");
     let mode = mode.to_string();
     let shown = mode.clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        use std::process::{Command, Stdio};
-        let mut cmd = Command::new(python());
-        cmd.arg(script)
-            .arg(&mode)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+    let run = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(python());
+        cmd.arg(script).arg(&mode);
         // Loopback only: no proxy between Selenium, chromedriver and the server.
         for proxy in [
             "http_proxy",
@@ -140,37 +134,15 @@ async fn journey(mode: &str, env: Vec<(&'static str, String)>) -> JourneyRun {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("python runs");
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let out = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let err = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for python") {
-                break Some(status);
-            }
-            if started.elapsed() >= JOURNEY_BOUND {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let code = status.map(|s| s.code().unwrap_or(-1));
-        (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+        actionbox_e2e::run_bounded(cmd, None, JOURNEY_BOUND)
     })
     .await
     .expect("join");
-    let code = code.unwrap_or_else(|| panic!("journey.py {shown}: still running after {JOURNEY_BOUND:?}:\n{stderr}"));
+    let (code, stdout, stderr) = (run.code, run.stdout, run.stderr);
+    assert!(
+        !run.timed_out,
+        "journey.py {shown}: still running after {JOURNEY_BOUND:?}:\n{stderr}"
+    );
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     let summary = serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("journey.py {shown} (exit {code}): no JSON summary ({e}):\n{stderr}\n{stdout}"));

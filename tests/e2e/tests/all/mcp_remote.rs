@@ -222,7 +222,7 @@ async fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
         })
         .collect();
     let body = if headers.contains("transfer-encoding: chunked") {
-        dechunk(body)
+        actionbox_e2e::api::dechunk(body)
     } else {
         body.to_string()
     };
@@ -232,20 +232,6 @@ async fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
         headers,
         body,
     }
-}
-
-/// Undo chunked transfer encoding.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// A 2026-07-28 JSON-RPC request as a client sends it: the protocol version
@@ -367,47 +353,18 @@ fn metadata_path(ws: &str) -> String {
 async fn python(args: Vec<String>, bound: Duration) -> Value {
     let script = workspace_root().join("tests/e2e/mcp/remote_client.py");
     let shown = args.join(" ");
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(python_with_mcp())
-            .arg(script)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python runs");
-        let mut out = child.stdout.take().expect("stdout");
-        let mut err = child.stderr.take().expect("stderr");
-        let out = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        let err = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for python") {
-                break Some(status);
-            }
-            if started.elapsed() >= bound {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let code = status.map(|s| s.code().unwrap_or(-1));
-        (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+    let run = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(python_with_mcp());
+        cmd.arg(script).args(&args);
+        actionbox_e2e::run_bounded(cmd, None, bound)
     })
     .await
     .expect("join");
-    let code = code.unwrap_or_else(|| panic!("remote_client.py {shown}: still running after {bound:?}:\n{stderr}"));
+    let (code, stdout, stderr) = (run.code, run.stdout, run.stderr);
+    assert!(
+        !run.timed_out,
+        "remote_client.py {shown}: still running after {bound:?}:\n{stderr}"
+    );
     assert_eq!(code, 0, "remote_client.py {shown} failed:\n{stderr}\n{stdout}");
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     serde_json::from_str(last)
