@@ -234,8 +234,10 @@ impl axum::extract::FromRequestParts<WorkspaceServeState> for Signed {
             UrlPath::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
                 .await
                 .map_err(IntoResponse::into_response)?;
+        // Only a well-formed id reaches a page (it is written into its links).
         let ws = params
             .remove("ws")
+            .filter(|ws| actionbox_store::is_workspace_id(ws))
             .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
         let session = workspace_session(state, &parts.headers, &ws).await?;
         Ok(Self { session, ws })

@@ -170,6 +170,10 @@ async fn a_session_reaches_its_own_workspace_only_and_ends_with_its_token() {
     assert!(list.body.contains("/console/w/alpha/integrations") && list.body.contains("/console/w/beta/integrations"));
     let beta = request(s.addr, "GET", "/console/w/beta/actions", &operator, &[]).await;
     assert_eq!(beta.status, 200);
+    // A malformed workspace id never reaches a page's links.
+    let odd = request(s.addr, "GET", "/console/w/%22%3E%3Cb%3E/integrations", &operator, &[]).await;
+    assert_eq!(odd.status, 404);
+    assert!(!odd.body.contains("<b>"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
