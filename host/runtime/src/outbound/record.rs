@@ -40,11 +40,13 @@ pub struct OutboundRecord {
     pub status: Option<u16>,
     /// Why it failed or was refused, when it did.
     pub error: Option<String>,
-    /// Milliseconds from the call's start to this request's (the debugger
-    /// draws its waterfall with it).
-    pub started_ms: u64,
+    /// Microseconds from the call's start to this request's (the debugger
+    /// draws its waterfall with it and [`OutboundRecord::duration_us`]).
+    pub started_us: u64,
     /// Milliseconds from the hook being called to the response head.
     pub duration_ms: u64,
+    /// The same in microseconds.
+    pub duration_us: u64,
     /// Response body bytes delivered to the guest.
     pub response_bytes: u64,
     /// Whether it went over an idle keep-alive connection (no new TCP
@@ -61,8 +63,9 @@ impl OutboundRecord {
             request_headers: Vec::new(),
             status: None,
             error: None,
-            started_ms: 0,
+            started_us: 0,
             duration_ms: 0,
+            duration_us: 0,
             response_bytes: 0,
             reused_connection: false,
         }
@@ -213,9 +216,11 @@ impl CallRecorder {
         started: Instant,
         error: Option<&HttpError>,
     ) {
-        record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        record.started_ms =
-            u64::try_from(started.saturating_duration_since(self.created).as_millis()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        record.duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        record.duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        record.started_us =
+            u64::try_from(started.saturating_duration_since(self.created).as_micros()).unwrap_or(u64::MAX);
         record.error = error.map(describe_error);
         self.update(index, |slot| {
             record.response_bytes = slot.response_bytes;
@@ -248,8 +253,9 @@ mod tests {
             request_headers: vec![],
             status: None,
             error: None,
-            started_ms: 0,
+            started_us: 0,
             duration_ms: 0,
+            duration_us: 0,
             response_bytes: 0,
             reused_connection: false,
         };

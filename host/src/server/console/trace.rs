@@ -24,10 +24,10 @@ pub struct RequestView {
     pub status: String,
     /// Whether it failed (no answer, an error, or a status ≥ 400).
     pub failed: bool,
-    /// Milliseconds from the call's start.
-    pub started_ms: u64,
-    /// Milliseconds to the response head.
-    pub duration_ms: u64,
+    /// Milliseconds from the call's start, one decimal.
+    pub started: String,
+    /// Milliseconds to the response head, one decimal.
+    pub duration: String,
     /// Response body bytes.
     pub bytes: u64,
     /// `new` or `reused` connection.
@@ -60,8 +60,8 @@ pub struct TraceView {
     pub requests_dropped: u64,
     /// The SVG's height.
     pub svg_height: u64,
-    /// The time axis: the whole call, in ms.
-    pub axis_ms: u64,
+    /// The time axis: the whole call, in ms, one decimal.
+    pub axis: String,
     /// `(level, message, at ms)` per log line.
     pub logs: Vec<(String, String, u64)>,
     /// Log lines dropped.
@@ -91,12 +91,15 @@ impl TraceView {
         };
         let elapsed_ms = u(&trace["elapsed_ms"]);
         let records = trace["outbound"].as_array().cloned().unwrap_or_default();
-        // One ms more than the last end, so a request that starts in the
-        // call's last millisecond still has room to be drawn.
-        let axis_ms = records
+        // Microseconds (a record kept before they were recorded has no
+        // start: it is drawn at 0), and one more than the last end, so a
+        // request that starts at the very end still has room to be drawn.
+        let start_us = |r: &Value| u(&r["started_us"]);
+        let length_us = |r: &Value| r["duration_us"].as_u64().unwrap_or_else(|| u(&r["duration_ms"]) * 1000);
+        let axis_us = records
             .iter()
-            .map(|r| u(&r["started_ms"]) + u(&r["duration_ms"]))
-            .chain([elapsed_ms])
+            .map(|r| start_us(r) + length_us(r))
+            .chain([elapsed_ms * 1000])
             .max()
             .unwrap_or(0)
             + 1;
@@ -104,11 +107,10 @@ impl TraceView {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let started_ms = u(&r["started_ms"]);
-                let duration_ms = u(&r["duration_ms"]);
+                let (started_us, duration_us) = (start_us(r), length_us(r));
                 let status = r["status"].as_u64();
                 let error = r["error"].as_str().map(str::to_string);
-                let bar_x = (started_ms * 1000 / axis_ms).min(1000 - MIN_BAR);
+                let bar_x = (started_us * 1000 / axis_us).min(1000 - MIN_BAR);
                 RequestView {
                     method: s(&r["method"]),
                     target: target_of(r["url"].as_str().unwrap_or_default()),
@@ -119,8 +121,8 @@ impl TraceView {
                         (None, None) => "no answer".to_string(),
                     },
                     failed: error.is_some() || status.is_none_or(|st| st >= 400),
-                    started_ms,
-                    duration_ms,
+                    started: millis(started_us),
+                    duration: millis(duration_us),
                     bytes: u(&r["response_bytes"]),
                     connection: if r["reused_connection"].as_bool() == Some(true) {
                         "reused"
@@ -134,7 +136,7 @@ impl TraceView {
                     bar_x,
                     // At least a sliver, so a 0 ms request is still seen;
                     // never past the right edge.
-                    bar_width: (duration_ms * 1000 / axis_ms).clamp(MIN_BAR, 1000 - bar_x),
+                    bar_width: (duration_us * 1000 / axis_us).clamp(MIN_BAR, 1000 - bar_x),
                     bar_y: i as u64 * ROW + 4,
                 }
             })
@@ -164,7 +166,7 @@ impl TraceView {
             svg_height: requests.len() as u64 * ROW + 8,
             requests,
             requests_dropped: u(&trace["outbound_dropped"]),
-            axis_ms,
+            axis: millis(axis_us),
             logs,
             logs_dropped: u(&trace["guest_log_dropped"]),
             violations,
@@ -185,6 +187,11 @@ impl TraceView {
     pub fn limit_mib(&self) -> String {
         format!("{:.0}", self.memory_limit_bytes as f64 / (1024.0 * 1024.0))
     }
+}
+
+/// Microseconds as milliseconds with one decimal.
+fn millis(us: u64) -> String {
+    format!("{:.1}", us as f64 / 1000.0)
 }
 
 /// `host/path` of `url`, without scheme and query.
@@ -239,11 +246,11 @@ mod tests {
             "elapsed_ms": 100,
             "deadline_ms": 10000,
             "outbound": [
-                {"method": "GET", "url": "https://a.example/v2/x?key=1", "status": 200, "started_ms": 0,
-                 "duration_ms": 50, "response_bytes": 10, "reused_connection": false,
+                {"method": "GET", "url": "https://a.example/v2/x?key=1", "status": 200, "started_us": 0,
+                 "duration_us": 50_000, "response_bytes": 10, "reused_connection": false,
                  "request_headers": [["api-key", "[redacted]"]]},
-                {"method": "GET", "url": "https://a.example/v2/y", "status": 404, "started_ms": 50,
-                 "duration_ms": 50, "response_bytes": 0, "reused_connection": true, "request_headers": []}
+                {"method": "GET", "url": "https://a.example/v2/y", "status": 404, "started_us": 50_000,
+                 "duration_us": 50_000, "response_bytes": 0, "reused_connection": true, "request_headers": []}
             ],
             "assistant_payload": {"result": {}},
         });
@@ -251,9 +258,13 @@ mod tests {
         assert!(v.ok);
         assert_eq!(v.requests.len(), 2);
         assert_eq!(v.requests[0].target, "a.example/v2/x");
-        // 101 ms across (the last end, plus one).
-        assert_eq!((v.requests[0].bar_x, v.requests[0].bar_width), (0, 495));
-        assert_eq!((v.requests[1].bar_x, v.requests[1].bar_width), (495, 495));
+        // 100,001 µs across (the last end, plus one).
+        assert_eq!((v.requests[0].bar_x, v.requests[0].bar_width), (0, 499));
+        assert_eq!((v.requests[1].bar_x, v.requests[1].bar_width), (499, 499));
+        assert_eq!(
+            (v.requests[1].started.as_str(), v.requests[1].duration.as_str()),
+            ("50.0", "50.0")
+        );
         assert!(v.requests[1].failed && !v.requests[0].failed);
         assert_eq!(v.requests[1].connection, "reused");
         assert_eq!(v.requests[0].headers[0].1, "[redacted]");
@@ -264,7 +275,7 @@ mod tests {
     fn every_bar_is_inside_the_drawing() {
         // A 1 ms call whose requests all start in its last millisecond.
         let records: Vec<_> = (0..5)
-            .map(|_| json!({"method": "GET", "url": "https://a/", "status": 200, "started_ms": 1, "duration_ms": 0}))
+            .map(|_| json!({"method": "GET", "url": "https://a/", "status": 200, "started_us": 1000, "duration_us": 0}))
             .collect();
         let v = TraceView::of(&json!({"outcome": {"ok": {}}, "elapsed_ms": 1, "outbound": records}));
         for r in &v.requests {
