@@ -254,8 +254,10 @@ async fn workspace_session(
     let Some(sessions) = state.console_sessions() else {
         return Err(StatusCode::NOT_FOUND.into_response());
     };
-    let Some(session) = sessions.session(state, headers).await else {
-        return Err(session::to_sign_in());
+    let session = match sessions.session(state, headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(session::to_sign_in()),
+        Err(message) => return Err(error_page(StatusCode::SERVICE_UNAVAILABLE, None, None, &message)),
     };
     if !session.may(ws) {
         return Err(error_page(

@@ -99,13 +99,17 @@ pub(super) async fn sign_in(
         );
     }
     let token = field(&form, "token");
-    let Some(who) = session::who_is(&state, token).await else {
-        state.metrics.unauthorized();
-        return sign_in_form(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            Some("That token was not accepted. Check it and try again.".into()),
-        );
+    let who = match session::who_is(&state, token).await {
+        Ok(Some(who)) => who,
+        Ok(None) => {
+            state.metrics.unauthorized();
+            return sign_in_form(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some("That token was not accepted. Check it and try again.".into()),
+            );
+        }
+        Err(message) => return sign_in_form(&state, StatusCode::SERVICE_UNAVAILABLE, Some(message)),
     };
     let Some(cookie) = sessions.start(token) else {
         return error_page(
@@ -150,8 +154,10 @@ pub(super) async fn workspaces(axum::extract::State(state): ConsoleState, header
     let Some(sessions) = state.console_sessions() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some(session) = sessions.session(&state, &headers).await else {
-        return session::to_sign_in();
+    let session = match sessions.session(&state, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return session::to_sign_in(),
+        Err(message) => return error_page(StatusCode::SERVICE_UNAVAILABLE, None, None, &message),
     };
     if let Who::Admin { ws, .. } = &session.who {
         return see_other(&format!("/console/w/{}/integrations", path_part(ws)));

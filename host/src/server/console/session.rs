@@ -160,33 +160,47 @@ impl Sessions {
     }
 
     /// The session in `headers`' cookie, its token checked now; `None` for
-    /// no session, an expired one, or one whose token no longer works.
-    pub async fn session(&self, state: &WorkspaceServeState, headers: &HeaderMap) -> Option<Session> {
-        let text = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty() && t.len() <= MAX_COOKIE_BYTES)?;
-        let clear = self.sealer.open(text)?;
-        let sealed: Sealed = serde_json::from_slice(&clear).ok()?;
-        if sealed.exp_ms < now_ms() {
-            return None;
-        }
-        let who = who_is(state, &sealed.token).await?;
-        Some(Session {
+    /// no session, an expired one, or one whose token no longer works;
+    /// `Err` when the store cannot say.
+    pub async fn session(&self, state: &WorkspaceServeState, headers: &HeaderMap) -> Result<Option<Session>, String> {
+        let Some(sealed) = cookie(headers, SESSION_COOKIE)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_COOKIE_BYTES)
+            .and_then(|text| self.sealer.open(text))
+            .and_then(|clear| serde_json::from_slice::<Sealed>(&clear).ok())
+            .filter(|sealed| sealed.exp_ms >= now_ms())
+        else {
+            return Ok(None);
+        };
+        Ok(who_is(state, &sealed.token).await?.map(|who| Session {
             who,
             csrf: sealed.csrf.clone(),
-        })
+        }))
     }
 }
 
 /// Who `token` is, when it may use the console: the operator, or a
-/// workspace token with the `admin` scope.
-pub async fn who_is(state: &WorkspaceServeState, token: &str) -> Option<Who> {
+/// workspace token with the `admin` scope; `Err` (what to tell the person)
+/// when the store cannot say.
+pub async fn who_is(state: &WorkspaceServeState, token: &str) -> Result<Option<Who>, String> {
     if state.is_operator_token(token) {
-        return Some(Who::Operator);
+        return Ok(Some(Who::Operator));
     }
-    let info = state.workspaces_handle().authenticate(token).await.ok()??;
-    info.scopes.contains(&Scope::Admin).then(|| Who::Admin {
+    let info = match state.workspaces_handle().authenticate(token).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::warn!("console: the store could not check a token: {e}");
+            return Err(
+                "The workspace store is not answering, so your sign-in cannot be checked. Try again in a \
+                        minute; if it lasts, tell your platform's operator."
+                    .to_string(),
+            );
+        }
+    };
+    Ok(info.scopes.contains(&Scope::Admin).then(|| Who::Admin {
         ws: info.workspace.clone(),
         token_id: info.id.clone(),
-    })
+    }))
 }
 
 /// The answer for a request without a valid session: to the sign-in page.
