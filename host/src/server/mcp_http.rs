@@ -11,8 +11,8 @@
 //! | `Host` is the `--public-url`'s (DNS rebinding) | 403 `host-not-allowed` |
 //! | `Origin`, when sent, is the public URL's or an `--allowed-origin` | 403 `origin-not-allowed` |
 //! | a bearer token: the mode's own (workspace token, `serve` token) or an OAuth JWT for exactly this URL ([`super::oauth`]) | 401 + `WWW-Authenticate: Bearer resource_metadata=…, scope=…` |
-//! | the token's scope covers the JSON-RPC method (`tools/call` needs `actions:call`, the rest `actions:list`) | 403 + `error="insufficient_scope"` |
 //! | the body is at most [`MAX_MCP_BODY_BYTES`] | 413 |
+//! | the token's scope covers the JSON-RPC method (`tools/call` needs `actions:call`, the rest `actions:list`) | 403 + `error="insufficient_scope"` |
 //!
 //! The endpoint is an OAuth 2.1 resource server: RFC 9728 metadata for each
 //! MCP URL is at `/.well-known/oauth-protected-resource` + its path, and names
@@ -26,7 +26,8 @@
 //! `MCP-Protocol-Version` on every request, which rmcp checks against the
 //! request's `_meta`; 2025-11-25 (and 2025-06-18, 2025-03-26) clients
 //! initialize, statelessly. A tool list carries `ttlMs` (`--mcp-tools-ttl`),
-//! the longest an admin change takes to reach a client that caches it.
+//! the longest an admin change takes to reach a client that caches it; a
+//! 2026-07-28 client may also listen for the change (`crate::mcp`).
 
 // Checks return the finished answer as their error so a handler can return
 // it at once (as in `workspace_api.rs`).
