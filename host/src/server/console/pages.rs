@@ -376,7 +376,13 @@ async fn save_integration(
         return csrf_refused(&session, &ws);
     }
     let target = name.clone().unwrap_or_else(|| field(&form, "name").to_string());
+    // Adding never replaces: the admin API's PUT would.
+    let taken = name.is_none() && current_integration(&state, &ws, &target).await.is_some();
     let result = match integration_body(&form) {
+        Ok(_) if taken => Err(format!(
+            "integration field `name`: an integration named `{target}` already exists; pick another name, or open \
+             it from the list to edit it"
+        )),
         Ok(body) => state
             .workspaces_handle()
             .put_integration(&ws, &target, body, &session.actor())
@@ -895,6 +901,31 @@ async fn submit_action(
     let body = action_body(&form, &integration, &spec);
     let mut page = action_page(&session, &ws, name.as_deref(), &integration, &spec, None, Some(&form));
     let workspaces = state.workspaces_handle();
+    // Adding never replaces a custom action (a default one it may: that is
+    // how a default is customised).
+    if name.is_none() && field(&form, "intent") == "save" {
+        let custom_exists = match workspaces.actions(&ws).await {
+            Ok(list) => list
+                .iter()
+                .any(|a| a["name"] == target.as_str() && a["default"] == false),
+            Err(e) => {
+                return error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(&session),
+                    Some(&ws),
+                    &message_of(e),
+                )
+            }
+        };
+        if custom_exists {
+            page.invalid = "name".into();
+            page.chrome.error = Some(format!(
+                "action field `name`: an action named `{target}` already exists; pick another name, or open it from \
+                 the list to edit it"
+            ));
+            return render(StatusCode::CONFLICT, &page);
+        }
+    }
     if field(&form, "intent") == "save" {
         match workspaces.put_action(&ws, &target, body, &session.actor()).await {
             Ok(_) => {

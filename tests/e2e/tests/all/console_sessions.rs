@@ -314,3 +314,79 @@ async fn hostile_text_is_shown_escaped_and_the_key_never() {
         assert!(!p.body.contains(key));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_never_replaces_what_exists() {
+    let (s, sim, _dir) = server("console-no-replace").await;
+    let api = s.api();
+    let m = merchant(api, "alpha", &sim, sim.api_key()).await;
+    let before = api
+        .get(&m.admin, "/v1/workspaces/alpha/integrations/main")
+        .await
+        .expect(200)
+        .json();
+    let cookie = sign_in(s.addr, &m.admin).await;
+
+    // "Add Integration" with the name of one that exists: refused, the old one intact.
+    let form = request(s.addr, "GET", "/console/w/alpha/integrations/new", &cookie, &[]).await;
+    let csrf = form.csrf();
+    let r = request(
+        s.addr,
+        "POST",
+        "/console/w/alpha/integrations/new",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "main"),
+            ("kind", "shipstation"),
+            ("component", &m.component),
+            ("api_key", "another-key-entirely"),
+            ("timeout", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("already exists"), "{}", r.body);
+    let after = api
+        .get(&m.admin, "/v1/workspaces/alpha/integrations/main")
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(before, after, "the existing integration was not touched");
+
+    // "Add Action" with the name of a custom action that exists: refused.
+    let custom = [
+        ("csrf", csrf.as_str()),
+        ("name", "trackShopifyOrder"),
+        ("execution", "during-interaction"),
+        ("trigger", "inbound"),
+        (
+            "param-order_id",
+            "Track order by Shopify order id, format: SHOPIFY-123456789",
+        ),
+        ("intent", "save"),
+    ];
+    let path = "/console/w/alpha/actions/new?integration=main&method=track-order";
+    let first = request(s.addr, "POST", path, &cookie, &custom).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let mut again = custom.to_vec();
+    again[3] = ("execution", "session-start");
+    let second = request(s.addr, "POST", path, &cookie, &again).await;
+    assert_eq!(second.status, 409, "{}", second.body);
+    assert!(second.body.contains("already exists"), "{}", second.body);
+    let action = api
+        .get(&m.admin, "/v1/workspaces/alpha/actions/trackShopifyOrder")
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        action["execution"], "during-interaction",
+        "the first one stands: {action}"
+    );
+
+    // Customising a default action by its name is what adding one with that name is for.
+    let mut default = custom.to_vec();
+    default[1] = ("name", "trackOrder");
+    let r = request(s.addr, "POST", path, &cookie, &default).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
