@@ -230,15 +230,11 @@ impl axum::extract::FromRequestParts<WorkspaceServeState> for Signed {
         parts: &mut axum::http::request::Parts,
         state: &WorkspaceServeState,
     ) -> Result<Self, Response> {
-        let UrlPath(mut params) =
-            UrlPath::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
-                .await
-                .map_err(IntoResponse::into_response)?;
+        let ws = super::workspace_api::path_workspace(parts, state).await?;
         // Only a well-formed id reaches a page (it is written into its links).
-        let ws = params
-            .remove("ws")
-            .filter(|ws| actionbox_store::is_workspace_id(ws))
-            .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
+        if !actionbox_store::is_workspace_id(&ws) {
+            return Err(StatusCode::NOT_FOUND.into_response());
+        }
         let session = workspace_session(state, &parts.headers, &ws).await?;
         Ok(Self { session, ws })
     }

@@ -184,7 +184,7 @@ fn caller_of(parts: &axum::http::request::Parts) -> Result<Caller, Response> {
 
 /// The `{ws}` of the request's path, percent-decoded as `Path` decodes it
 /// for the handler, so the scope check and the handler see the same id.
-async fn path_workspace(
+pub(super) async fn path_workspace(
     parts: &mut axum::http::request::Parts,
     state: &WorkspaceServeState,
 ) -> Result<String, Response> {

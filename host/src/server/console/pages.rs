@@ -91,7 +91,7 @@ pub(super) async fn sign_in(
         return StatusCode::NOT_FOUND.into_response();
     };
     let cookie = session::cookie(&headers, session::SIGN_IN_CSRF_COOKIE).unwrap_or_default();
-    if cookie.is_empty() || !session::same(cookie, field(&form, "csrf")) {
+    if cookie.is_empty() || !crate::server::same_token(cookie, field(&form, "csrf")) {
         return sign_in_form(
             &state,
             StatusCode::FORBIDDEN,

@@ -48,17 +48,8 @@ struct PublicServe {
 impl PublicServe {
     /// `serve --store …` as `spec` describes it, on a port of its own.
     async fn store(spec: &ServeSpec) -> Self {
-        let mut args = vec!["--store".to_string(), spec.store.clone()];
-        args.extend(spec.args.iter().cloned());
-        let mut env = vec![
-            ("ACTIONBOX_OPERATOR_TOKEN".to_string(), spec.operator_token.clone()),
-            (
-                "ACTIONBOX_MASTER_KEY_FILE".to_string(),
-                text(&spec.master_key).to_string(),
-            ),
-            ("XDG_DATA_HOME".to_string(), text(&spec.data_home).to_string()),
-        ];
-        env.extend(spec.env.iter().cloned());
+        // `start` adds `--listen`.
+        let (args, env) = spec.command_line(None);
         Self::start(args, env).await
     }
 
@@ -68,89 +59,24 @@ impl PublicServe {
     async fn start(args: Vec<String>, env: Vec<(String, String)>) -> Self {
         tokio::task::spawn_blocking(move || {
             for _ in 0..3 {
-                if let Some(started) = Self::start_blocking(&args, &env) {
-                    return started;
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free loopback port")
+                    .port();
+                let public = format!("http://127.0.0.1:{port}");
+                let mut with_port = args.clone();
+                with_port.extend(["--listen".to_string(), format!("127.0.0.1:{port}")]);
+                with_port.extend(["--public-url".to_string(), public.clone()]);
+                match StoreServe::launch(&with_port, &env) {
+                    Ok(serve) => return Self { serve, public },
+                    Err(f) if f.stderr.contains("cannot listen") => continue,
+                    Err(f) => panic!("actionbox serve did not start (exit {}):\n{}", f.code, f.stderr),
                 }
             }
             panic!("no free loopback port for actionbox serve after 3 tries")
         })
         .await
         .expect("join")
-    }
-
-    /// One start; `None` when the chosen port was taken meanwhile.
-    fn start_blocking(args: &[String], env: &[(String, String)]) -> Option<Self> {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let public = format!("http://{addr}");
-        let mut cmd = Command::new(actionbox_e2e::actionbox_bin());
-        cmd.arg("serve")
-            .args(args)
-            .args(["--listen", &addr.to_string(), "--public-url", &public])
-            .env_remove("RUST_LOG")
-            .env_remove("SHIPSTATION_API_KEY")
-            .env_remove("ACTIONBOX_CONFIG")
-            .env_remove("ACTIONBOX_STORE")
-            .env_remove("ACTIONBOX_AUTH_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("actionbox serve starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let kept = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-        let writer = kept.clone();
-        let announced = format!("http://{addr}");
-        std::thread::spawn(move || {
-            let mut reader = std::io::BufReader::new(stderr);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if let Ok(mut k) = writer.lock() {
-                            if k.len() < 8 * 1024 * 1024 {
-                                k.extend_from_slice(&line);
-                            }
-                        }
-                        if String::from_utf8_lossy(&line).contains(&announced) {
-                            let _ = ready_tx.send(());
-                        }
-                    }
-                }
-            }
-        });
-        let started = std::time::Instant::now();
-        loop {
-            if ready_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
-                let serve = StoreServe {
-                    child,
-                    addr,
-                    stderr: kept,
-                };
-                return Some(Self { serve, public });
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || started.elapsed() >= BOUND {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                let stderr = String::from_utf8_lossy(&kept.lock().expect("stderr")).into_owned();
-                if stderr.contains("cannot listen") {
-                    return None;
-                }
-                panic!("actionbox serve did not start ({exited:?}):\n{stderr}");
-            }
-        }
     }
 
     fn api(&self) -> Api {

@@ -203,6 +203,29 @@ impl ServeSpec {
         self
     }
 
+    /// The arguments after `serve` (with `--listen listen` when given) and
+    /// the environment this spec runs with.
+    pub(crate) fn command_line(&self, listen: Option<&str>) -> (Vec<String>, Vec<(String, String)>) {
+        let mut args = vec!["--store".to_string(), self.store.clone()];
+        if let Some(listen) = listen {
+            args.extend(["--listen".to_string(), listen.to_string()]);
+        }
+        args.extend(self.args.iter().cloned());
+        let mut env = vec![
+            ("ACTIONBOX_OPERATOR_TOKEN".to_string(), self.operator_token.clone()),
+            (
+                "ACTIONBOX_MASTER_KEY_FILE".to_string(),
+                self.master_key.to_string_lossy().into_owned(),
+            ),
+            (
+                "XDG_DATA_HOME".to_string(),
+                self.data_home.to_string_lossy().into_owned(),
+            ),
+        ];
+        env.extend(self.env.iter().cloned());
+        (args, env)
+    }
+
     /// The same, with `KEY=value` added to the environment.
     pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
@@ -243,22 +266,27 @@ impl StoreServe {
     }
 
     fn start_blocking(spec: &ServeSpec) -> Result<Self, StartFailure> {
+        let (args, env) = spec.command_line(Some("127.0.0.1:0"));
+        Self::launch(&args, &env)
+    }
+
+    /// `actionbox serve <args>` (any mode) with `env`, waiting (≤ [`BOUND`])
+    /// for it to announce its address. Blocking.
+    pub(crate) fn launch(args: &[String], env: &[(String, String)]) -> Result<Self, StartFailure> {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut cmd = Command::new(actionbox_e2e::actionbox_bin());
-        cmd.args(["serve", "--store", &spec.store, "--listen", "127.0.0.1:0"])
-            .args(&spec.args)
+        cmd.arg("serve")
+            .args(args)
             .env_remove("RUST_LOG")
             .env_remove("SHIPSTATION_API_KEY")
             .env_remove("ACTIONBOX_CONFIG")
             .env_remove("ACTIONBOX_STORE")
-            .env("ACTIONBOX_OPERATOR_TOKEN", &spec.operator_token)
-            .env("ACTIONBOX_MASTER_KEY_FILE", &spec.master_key)
-            .env("XDG_DATA_HOME", &spec.data_home)
+            .env_remove("ACTIONBOX_AUTH_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, v) in &spec.env {
+        for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("actionbox serve starts");
