@@ -63,6 +63,8 @@ struct LoadedIntegration {
 pub struct ActionCatalog {
     integrations: Vec<LoadedIntegration>,
     actions: Vec<CatalogAction>,
+    /// The workspace it serves, for traces; `None` for a config file.
+    workspace: Option<String>,
     /// The engine a config file's catalog owns; `None` when the components
     /// come from a shared registry (workspaces) that owns it.
     _engine: Option<ActionEngine>,
@@ -262,6 +264,9 @@ impl ActionCatalog {
         let mut settings = integ.kind.settings(integ.config.base_url.clone(), api_key);
         settings.timeout = integ.config.timeout;
         settings.limits = integ.config.limits;
+        settings.propagate_trace = integ.config.propagate_trace;
+        settings.labels.integration = Some(integ.config.name.clone());
+        settings.labels.workspace = self.workspace.clone();
         Ok(settings)
     }
 
@@ -271,7 +276,8 @@ impl ActionCatalog {
         let action = self
             .action(name)
             .ok_or_else(|| anyhow!("no action is named `{name}`; configured: {}", self.action_names()))?;
-        let settings = self.settings(action.integration)?;
+        let mut settings = self.settings(action.integration)?;
+        settings.labels.action = Some(action.config.name.clone());
         let integ = &self.integrations[action.integration];
         let report = if params.is_object() {
             integ

@@ -41,11 +41,32 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on stderr look: `text` for people, `json` (one object
+    /// a line, with the call's invocation id and trace id) for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "ACTIONBOX_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 setup/host error; 2 usage; 10 invalid-input; 11 unauthorized; \
 12 not-found; 13 rate-limited; 14 upstream; 15 timeout; 16 denied; 17 internal; 18 memory-limit; \
-19 trap; 20 invalid-output; 21 limit-exceeded.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
+19 trap; 20 invalid-output; 21 limit-exceeded.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.\n\
+Traces and metrics go to an OpenTelemetry collector when OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLP over HTTP, \
+protobuf; OTEL_SERVICE_NAME and the other standard OTEL_* variables apply).";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -336,7 +357,16 @@ struct IntegrationArgs {
 /// Parse arguments, run, and return the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
+    // Before the async runtime: the exporters' HTTP client runs a thread of
+    // its own and must not be set up (or dropped) inside the runtime.
+    let telemetry = match crate::telemetry::Telemetry::from_env() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -344,23 +374,32 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(1)
         }
-    }
+    };
+    drop(runtime);
+    telemetry.shutdown();
+    code
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wasmtime_wasi_http=error"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // The current span's fields (the call's `invocation_id`, `trace_id`)
+        // and the span list go with every line logged during a call.
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),
+    };
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {

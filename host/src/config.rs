@@ -189,6 +189,10 @@ pub struct IntegrationConfig {
     /// Whether the default actions the component declares (its manifest's
     /// `default-actions`, e.g. ShipStation's `trackOrder`) are added.
     pub default_actions: bool,
+    /// Whether its calls' outbound requests carry the caller's trace context
+    /// (W3C `traceparent`) to the upstream API; off unless the operator
+    /// trusts that API with the platform's trace ids.
+    pub propagate_trace: bool,
     /// Line of the `[[integration]]` header.
     pub line: usize,
 }

@@ -331,6 +331,7 @@ mod tests {
                     duration_us: 3_000,
                     response_bytes: 10,
                     reused_connection: false,
+                    failure: None,
                 }],
                 outbound_dropped: 0,
                 guest_log: vec![GuestLogLine {

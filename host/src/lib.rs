@@ -10,6 +10,7 @@
 //! - [`present`]: what people and assistants see — tool lists, error bodies, HTTP statuses;
 //! - [`server`] and [`metrics`]: `actionbox serve`, the platform's HTTP API;
 //! - [`mcp`]: `actionbox mcp`, the configured actions as an MCP server over stdio;
+//! - [`telemetry`]: OpenTelemetry export (OTLP, `OTEL_*` variables) and incoming trace context;
 //! - [`cli`]: the `actionbox` command line, one function per subcommand.
 
 pub use actionbox_runtime as runtime;
@@ -22,6 +23,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod present;
 pub mod server;
+pub mod telemetry;
 pub mod workspaces;
 
 pub use catalog::{ActionCatalog, ActionRun, ToolDefinition};

@@ -23,6 +23,7 @@
 use crate::catalog::{ActionCatalog, ActionRun, ToolDefinition};
 use crate::config::Phase;
 use anyhow::{Context, Result};
+use opentelemetry::context::FutureExt as _;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverResult, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -235,9 +236,10 @@ impl<R: ActionRunner> ServerHandler for McpActions<R> {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
+        let trace = caller_trace(&context);
         let tools = self.tools();
         if !tools.iter().any(|t| t.name == name) {
             let known: Vec<String> = tools.into_iter().map(|t| t.name).collect();
@@ -253,7 +255,12 @@ impl<R: ActionRunner> ServerHandler for McpActions<R> {
             ));
         }
         let params = Value::Object(request.arguments.unwrap_or_default());
-        let result = match self.runner.run(&name, params).await {
+        let run = self.runner.run(&name, params);
+        let answer = match trace {
+            Some(cx) => run.with_context(cx).await,
+            None => run.await,
+        };
+        let result = match answer {
             Ok(ToolAnswer {
                 payload,
                 is_error: false,
@@ -266,6 +273,16 @@ impl<R: ActionRunner> ServerHandler for McpActions<R> {
         };
         Ok(result.into())
     }
+}
+
+/// The caller's trace context: `_meta.traceparent` (SEP-414), else the
+/// `traceparent` header of the HTTP request that carried the call.
+fn caller_trace(context: &RequestContext<RoleServer>) -> Option<opentelemetry::Context> {
+    if let Some(traceparent) = context.meta.get_traceparent() {
+        return crate::telemetry::context_from(Some(traceparent), context.meta.get_tracestate());
+    }
+    let parts = context.extensions.get::<http::request::Parts>()?;
+    crate::telemetry::context_from_headers(&parts.headers)
 }
 
 /// Load `config` and serve MCP on stdin/stdout until the client goes away.

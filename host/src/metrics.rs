@@ -1,11 +1,15 @@
-//! The server's counters, rendered in Prometheus text format.
+//! The server's counters, rendered in Prometheus text format, and the same
+//! figures as OpenTelemetry instruments ([`Metrics::export_to_otel`]) for
+//! when an OTLP exporter is installed (`telemetry.rs`).
 
 use actionbox_runtime::limits::SandboxViolation;
 use actionbox_runtime::report::InvocationReport;
+use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::KeyValue;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram: from a cached-fast call
@@ -25,14 +29,15 @@ pub const MAX_LABEL_SETS: usize = 512;
 pub const OTHER_LABEL: &str = "(other)";
 
 /// `map[key]` += 1, or `map[fold(key)]` += 1 once the map holds
-/// [`MAX_LABEL_SETS`] keys and `key` is not one of them.
-fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, fold: impl FnOnce(K) -> K) {
+/// [`MAX_LABEL_SETS`] keys and `key` is not one of them; the key counted.
+fn bump<K: Ord + Clone>(map: &mut BTreeMap<K, u64>, key: K, fold: impl FnOnce(K) -> K) -> K {
     let key = if map.len() >= MAX_LABEL_SETS && !map.contains_key(&key) {
         fold(key)
     } else {
         key
     };
-    *map.entry(key).or_default() += 1;
+    *map.entry(key.clone()).or_default() += 1;
+    key
 }
 
 #[derive(Default)]
@@ -88,6 +93,9 @@ pub struct Metrics {
     counters: Mutex<Counters>,
     in_flight: AtomicI64,
     open_connections: AtomicI64,
+    /// The latency histogram as an OTel instrument, once exported; the
+    /// other figures are read by observable instruments when collected.
+    otel_latency: OnceLock<Histogram<f64>>,
 }
 
 /// Counts one call in flight until dropped.
@@ -123,12 +131,21 @@ impl Metrics {
     /// A call of `action` ended with `outcome` (`ok` or an error kind).
     pub fn finished(&self, action: &str, outcome: &str, took: Duration) {
         let Ok(mut c) = self.counters.lock() else { return };
-        bump(
+        let (action, outcome) = bump(
             &mut c.invocations,
             (action.to_string(), outcome.to_string()),
             |(_, outcome)| (OTHER_LABEL.to_string(), outcome),
         );
         let secs = took.as_secs_f64();
+        if let Some(latency) = self.otel_latency.get() {
+            latency.record(
+                secs,
+                &[
+                    KeyValue::new("action", action),
+                    KeyValue::new("outcome", outcome.clone()),
+                ],
+            );
+        }
         for (i, le) in BUCKETS.iter().enumerate() {
             if secs <= *le {
                 c.buckets[i] += 1;
@@ -138,6 +155,117 @@ impl Metrics {
         c.latency_count += 1;
         if outcome == "timeout" {
             c.timeouts += 1;
+        }
+    }
+
+    /// Export the same figures as OpenTelemetry instruments of the global
+    /// meter provider (a no-op one when OTLP metrics are off): counters and
+    /// gauges read these counters when the exporter collects, the latency
+    /// histogram is recorded as calls finish. Label sets are the bounded
+    /// ones `/metrics` shows. Call once per server.
+    pub fn export_to_otel(self: &Arc<Self>) {
+        let meter = opentelemetry::global::meter("actionbox");
+        let latency = meter
+            .f64_histogram("actionbox.invocation.duration")
+            .with_unit("s")
+            .with_description("Wall-clock time of action invocations.")
+            .with_boundaries(BUCKETS.to_vec())
+            .build();
+        if self.otel_latency.set(latency).is_err() {
+            return;
+        }
+        let counters = Arc::downgrade(self);
+        observe_labelled(
+            &meter,
+            "actionbox.invocations",
+            "Action invocations by action and outcome.",
+            counters.clone(),
+            |c| {
+                c.invocations
+                    .iter()
+                    .map(|((a, o), n)| {
+                        (
+                            vec![KeyValue::new("action", a.clone()), KeyValue::new("outcome", o.clone())],
+                            *n,
+                        )
+                    })
+                    .collect()
+            },
+        );
+        observe_labelled(
+            &meter,
+            "actionbox.outbound.requests",
+            "Outbound requests by response status (error = none).",
+            counters.clone(),
+            |c| {
+                c.outbound
+                    .iter()
+                    .map(|(status, n)| (vec![KeyValue::new("status", status.clone())], *n))
+                    .collect()
+            },
+        );
+        let plain: [Described<ReadCounter>; 5] = [
+            ("actionbox.timeouts", "Invocations stopped at their deadline.", |c| {
+                c.timeouts
+            }),
+            ("actionbox.denials", "Capabilities the sandbox refused.", |c| c.denials),
+            ("actionbox.limit_breaches", "Sandbox limits reached.", |c| {
+                c.limit_breaches
+            }),
+            (
+                "actionbox.keys_reflected",
+                "Upstream responses that carried an integration's key back.",
+                |c| c.keys_reflected,
+            ),
+            (
+                "actionbox.unauthenticated",
+                "API requests without a valid bearer token.",
+                |c| c.unauthenticated,
+            ),
+        ];
+        for (name, help, read) in plain {
+            observe_labelled(&meter, name, help, counters.clone(), move |c| {
+                vec![(Vec::new(), read(c))]
+            });
+        }
+        let gauges: [Described<ReadGauge>; 2] = [
+            ("actionbox.in_flight", "Calls running now.", Metrics::in_flight),
+            (
+                "actionbox.connections.open",
+                "Client connections open now.",
+                Metrics::open_connections,
+            ),
+        ];
+        for (name, help, read) in gauges {
+            let metrics = counters.clone();
+            meter
+                .i64_observable_gauge(name)
+                .with_description(help)
+                .with_callback(move |o| {
+                    if let Some(m) = metrics.upgrade() {
+                        o.observe(read(&m), &[]);
+                    }
+                })
+                .build();
+        }
+        let spans: [Described<fn() -> u64>; 2] = [
+            (
+                "actionbox.telemetry.spans.exported",
+                "Spans the OTLP collector accepted.",
+                || crate::telemetry::span_counters().exported(),
+            ),
+            (
+                "actionbox.telemetry.spans.dropped",
+                "Spans dropped: export queue full or export failed.",
+                || crate::telemetry::span_counters().dropped(),
+            ),
+        ];
+        for (name, help, read) in spans {
+            meter
+                .u64_observable_counter(name)
+                .with_description(help)
+                .with_callback(move |o| o.observe(read(), &[]))
+                .build();
         }
     }
 
@@ -209,8 +337,56 @@ impl Metrics {
             self.open_connections(),
         );
         write_gauge(&mut out, "actionbox_in_flight", "Calls running now.", self.in_flight());
+        let spans = crate::telemetry::span_counters();
+        for (name, help, n) in [
+            (
+                "actionbox_telemetry_spans_exported_total",
+                "Spans the OTLP collector accepted.",
+                spans.exported(),
+            ),
+            (
+                "actionbox_telemetry_spans_dropped_total",
+                "Spans dropped because the export queue was full or an export failed (calls are unaffected).",
+                spans.dropped(),
+            ),
+        ] {
+            write_family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {n}");
+        }
         out
     }
+}
+
+/// An OTel instrument's name, description, and how to read its value.
+type Described<R> = (&'static str, &'static str, R);
+/// Reads one unlabelled counter.
+type ReadCounter = fn(&Counters) -> u64;
+/// Reads one gauge.
+type ReadGauge = fn(&Metrics) -> i64;
+
+/// A monotonic OTel counter named `name` whose points `read` takes from the
+/// counters when the exporter collects; nothing once the server is gone.
+fn observe_labelled(
+    meter: &Meter,
+    name: &'static str,
+    help: &'static str,
+    metrics: Weak<Metrics>,
+    read: impl Fn(&Counters) -> Vec<(Vec<KeyValue>, u64)> + Send + Sync + 'static,
+) {
+    meter
+        .u64_observable_counter(name)
+        .with_description(help)
+        .with_callback(move |o| {
+            let Some(m) = metrics.upgrade() else { return };
+            let points = match m.counters.lock() {
+                Ok(c) => read(&c),
+                Err(_) => return,
+            };
+            for (labels, n) in points {
+                o.observe(n, &labels);
+            }
+        })
+        .build();
 }
 
 /// A metric family's `# HELP` and `# TYPE` lines.

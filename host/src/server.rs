@@ -211,6 +211,7 @@ pub fn router(state: ServeState) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::telemetry::continue_trace))
         .with_state(state)
 }
 
@@ -368,6 +369,7 @@ pub async fn serve_routers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     limits.check()?;
+    routers.counters.export_to_otel();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut accepting = Vec::new();
     let api = match listeners.metrics {

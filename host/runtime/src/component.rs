@@ -27,11 +27,13 @@ use crate::manifest::Manifest;
 use crate::outbound::{ConnectionPool, CredentialHeader, OutboundHooks, OutboundPolicy};
 use crate::report::InvocationReport;
 use crate::state::{millis, HostState};
+use crate::telemetry::CallTrace;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_config::WasiConfigVariables;
 
@@ -154,12 +156,39 @@ impl ActionComponent {
         self.run(integration, Call::TestConnection).await
     }
 
-    /// Run `call` for `integration` in a fresh instance, within its deadline.
+    /// Run `call` for `integration` in a fresh instance, within its
+    /// deadline, as one trace (`telemetry.rs`); log lines of the call carry
+    /// its invocation id and trace id.
     async fn run(&self, integration: &IntegrationSettings, call: Call<'_>) -> InvocationReport {
+        let trace = CallTrace::start(call.name(), &integration.labels, integration.propagate_trace);
+        let report = InvocationReport::new(call.name(), Ok(serde_json::Value::Null));
+        let log_span = tracing::info_span!(
+            "invocation",
+            invocation_id = %report.invocation_id,
+            trace_id = tracing::field::Empty
+        );
+        if let Some(id) = trace.trace_id() {
+            log_span.record("trace_id", id);
+        }
+        let report = self
+            .run_traced(integration, call, report, &trace)
+            .instrument(log_span)
+            .await;
+        trace.finish(&report);
+        report
+    }
+
+    /// [`Self::run`] within the call's trace.
+    async fn run_traced(
+        &self,
+        integration: &IntegrationSettings,
+        call: Call<'_>,
+        mut report: InvocationReport,
+        trace: &CallTrace,
+    ) -> InvocationReport {
         let deadline = ActionDeadline::start(integration.timeout.duration());
-        let mut report = InvocationReport::new(call.name(), Ok(serde_json::Value::Null));
         report.deadline_ms = millis(deadline.limit());
-        let state = match self.call_state(integration, deadline) {
+        let state = match self.call_state(integration, deadline, trace) {
             Ok(state) => state,
             Err(message) => {
                 report.outcome = Err(InvokeError::Host { message });
@@ -185,8 +214,11 @@ impl ActionComponent {
         };
         let mut store = new_store(&self.pre, state);
 
-        let call = self.instantiate_and_call(&mut store, call, deadline, report.invocation_id.clone());
+        let slot_free = Instant::now();
+        let mut ready = None;
+        let call = self.instantiate_and_call(&mut store, call, deadline, report.invocation_id.clone(), &mut ready);
         let result = tokio::time::timeout(deadline.remaining(), call).await;
+        trace.instantiated(slot_free, ready);
         let state = store.data();
         report.outcome = match result {
             Err(_elapsed) => Err(timeout_error(&deadline)),
@@ -209,16 +241,19 @@ impl ActionComponent {
         report
     }
 
-    /// Instantiate the action in `store` and make `call`, telling the action
-    /// the time it has left (minus [`GUEST_BUDGET_RESERVE`]).
+    /// Instantiate the action in `store` (noting in `ready` when the instance
+    /// was) and make `call`, telling the action the time it has left (minus
+    /// [`GUEST_BUDGET_RESERVE`]).
     async fn instantiate_and_call(
         &self,
         store: &mut Store<HostState>,
         call: Call<'_>,
         deadline: ActionDeadline,
         invocation_id: String,
+        ready: &mut Option<Instant>,
     ) -> wasmtime::Result<Result<String, ActionError>> {
         let instance = self.pre.instantiate_async(&mut *store).await?;
+        *ready = Some(Instant::now());
         let action = instance.actionbox_action_action();
         let ctx = CallContext {
             budget_ms: millis(deadline.remaining().saturating_sub(GUEST_BUDGET_RESERVE)),
@@ -234,7 +269,12 @@ impl ActionComponent {
     /// outbound policy (base URL, key and its header, limits, pinned
     /// addresses), hooks that share this component's connections, and what
     /// `wasi:config/store` answers. Fails when the key's header is unsettled.
-    fn call_state(&self, integration: &IntegrationSettings, deadline: ActionDeadline) -> Result<HostState, String> {
+    fn call_state(
+        &self,
+        integration: &IntegrationSettings,
+        deadline: ActionDeadline,
+        trace: &CallTrace,
+    ) -> Result<HostState, String> {
         let manifest = self.manifest();
         let credential_header = credential_header(manifest, integration)?;
         let mut policy = OutboundPolicy::new(
@@ -251,7 +291,9 @@ impl ActionComponent {
                 integration.base_url.host
             );
         }
-        let hooks = OutboundHooks::new(Arc::new(policy), deadline).with_pool(self.connections.clone());
+        let hooks = OutboundHooks::new(Arc::new(policy), deadline)
+            .with_pool(self.connections.clone())
+            .with_trace(trace.requests());
         let mut settings = WasiConfigVariables::new();
         settings.insert("base_url", integration.base_url.to_string());
         Ok(HostState::new(hooks, settings, integration.limits, deadline))

@@ -10,6 +10,7 @@ use crate::deadline::ActionTimeout;
 use crate::limits::SandboxLimits;
 use crate::outbound::{BaseUrl, CredentialHeader};
 use crate::secret::ApiKey;
+use crate::telemetry::CallLabels;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -32,6 +33,12 @@ pub struct IntegrationSettings {
     /// Addresses to use for host names instead of DNS (like curl's
     /// `--resolve`); the address checks still apply.
     pub pinned_addresses: BTreeMap<String, Vec<IpAddr>>,
+    /// Whether outbound requests carry the call's W3C trace context
+    /// (`traceparent`) upstream. Off by default: the platform's trace ids
+    /// are none of a third-party API's business unless the operator says so.
+    pub propagate_trace: bool,
+    /// What the call's trace says about it (action, integration, workspace).
+    pub labels: CallLabels,
 }
 
 impl IntegrationSettings {
@@ -44,6 +51,8 @@ impl IntegrationSettings {
             credential_header: None,
             limits: SandboxLimits::default(),
             pinned_addresses: BTreeMap::new(),
+            propagate_trace: false,
+            labels: CallLabels::default(),
         }
     }
 }

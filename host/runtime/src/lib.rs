@@ -24,6 +24,7 @@
 //! - [`integration`]: base URL, timeout, key and limits of one call;
 //! - [`artifact_cache`]: precompiled components, keyed by content and engine, tagged;
 //! - [`secret`]: the API key type that never prints;
+//! - [`telemetry`]: the OpenTelemetry spans of a call (API only; the application installs the exporter);
 //! - [`error`]: the typed failure of a call.
 //!
 //! Modules depend one way: `engine` → `component` → `report`, `failure`,
@@ -61,6 +62,7 @@ pub mod outbound;
 pub mod report;
 pub mod secret;
 pub mod state;
+pub mod telemetry;
 
 pub use bindings::CONTRACT_VERSION;
 pub use component::ActionComponent;
@@ -72,3 +74,4 @@ pub use kinds::KindRegistry;
 pub use outbound::{BaseUrl, CredentialHeader};
 pub use report::InvocationReport;
 pub use secret::ApiKey;
+pub use telemetry::CallLabels;

@@ -101,6 +101,10 @@ impl ActionCatalog {
     /// to its method.
     pub async fn build(config: Config, source: &impl ComponentSource) -> Result<Self> {
         let integrations = load_integrations(source, &config).await?;
+        let workspace = match &config.origin {
+            ConfigOrigin::Workspace(id) => Some(id.clone()),
+            ConfigOrigin::File(_) => None,
+        };
         let configs = with_default_actions(config.actions.clone(), &integrations, &config)?;
         let actions = configs
             .into_iter()
@@ -109,6 +113,7 @@ impl ActionCatalog {
         Ok(Self {
             integrations,
             actions,
+            workspace,
             _engine: None,
         })
     }

@@ -58,6 +58,8 @@ struct RawIntegration {
     limits: RawLimits,
     #[serde(default = "yes")]
     default_actions: bool,
+    #[serde(default)]
+    propagate_trace: bool,
 }
 
 fn yes() -> bool {
@@ -336,6 +338,7 @@ impl RawIntegration {
             base_url,
             limits,
             default_actions: self.default_actions,
+            propagate_trace: self.propagate_trace,
             line,
         })
     }

@@ -316,6 +316,7 @@ pub fn router(state: WorkspaceServeState) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(super::MAX_REQUEST_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::telemetry::continue_trace))
         .with_state(state)
 }
 

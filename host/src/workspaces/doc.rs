@@ -11,7 +11,15 @@ use serde_json::{Map, Value};
 
 /// Fields of a stored integration spec (`name` is the key, and the API key
 /// is never part of a spec).
-pub const INTEGRATION_FIELDS: &[&str] = &["kind", "component", "timeout", "base_url", "limits", "default_actions"];
+pub const INTEGRATION_FIELDS: &[&str] = &[
+    "kind",
+    "component",
+    "timeout",
+    "base_url",
+    "limits",
+    "default_actions",
+    "propagate_trace",
+];
 
 /// Fields of a stored action spec.
 pub const ACTION_FIELDS: &[&str] = &[

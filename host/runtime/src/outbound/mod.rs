@@ -47,10 +47,11 @@ pub use base_url::{BaseUrl, NonPublicScope};
 pub use body::KeyScrubber;
 pub use policy::{CredentialHeader, OutboundPolicy};
 pub use pool::ConnectionPool;
-pub use record::{CallRecorder, OutboundRecord};
+pub use record::{CallRecorder, OutboundRecord, RequestFailure};
 
 use crate::deadline::ActionDeadline;
 use crate::limits::{CallStop, SandboxViolation};
+use crate::telemetry::RequestSpans;
 use body::{guard_response, LimitedRequestBody, ResponseGuard};
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -72,6 +73,9 @@ pub struct OutboundHooks {
     pool: Option<Arc<ConnectionPool>>,
     /// What was sent and stopped, for the report.
     pub recorder: Arc<CallRecorder>,
+    /// The call's request spans (and whether `traceparent` goes upstream);
+    /// `None` traces nothing (`describe`).
+    trace: Option<Arc<RequestSpans>>,
 }
 
 impl OutboundHooks {
@@ -83,7 +87,14 @@ impl OutboundHooks {
             deadline,
             requests: 0,
             pool: None,
+            trace: None,
         }
+    }
+
+    /// Give each request a span in the call's trace.
+    pub(crate) fn with_trace(mut self, trace: Arc<RequestSpans>) -> Self {
+        self.trace = Some(trace);
+        self
     }
 
     /// Reuse connections from `pool` (and leave reusable ones there).
@@ -156,13 +167,22 @@ impl WasiHttpHooks for OutboundHooks {
         let started = Instant::now();
         let mut record = OutboundRecord::for_request(&request);
         let index = self.recorder.reserve(&record);
-        let (request, target) = match self.admit(request, &mut record) {
+        let trace = self
+            .trace
+            .as_ref()
+            .map(|t| t.start(index, request.method().as_str(), request.uri()));
+        let (mut request, target) = match self.admit(request, &mut record) {
             Ok(admitted) => admitted,
             Err(e) => {
                 self.recorder.finish(index, record, started, Some(&e));
                 return Box::new(std::future::ready(Err(e)));
             }
         };
+        // After admission, so the guest's own headers have been checked; the
+        // record shows the request as sent.
+        if trace.is_some_and(|t| t.header(request.headers_mut())) {
+            record.set_request_headers(request.headers());
+        }
         let outgoing = Outgoing {
             transport: Transport {
                 peer: Peer::new(target, self.policy.credential_fingerprint()),

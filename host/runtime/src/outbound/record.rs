@@ -52,6 +52,43 @@ pub struct OutboundRecord {
     /// Whether it went over an idle keep-alive connection (no new TCP
     /// connection or TLS handshake).
     pub reused_connection: bool,
+    /// How it failed, when it did (`error` says it in words).
+    pub failure: Option<RequestFailure>,
+}
+
+/// How an outbound request failed, as traces and metrics classify it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestFailure {
+    /// The sandbox refused it (origin, address, limits).
+    Denied,
+    /// A phase ran past its time (connect, response head, between bytes).
+    Timeout,
+    /// Resolving, connecting, TLS or the exchange failed.
+    Transport,
+}
+
+impl RequestFailure {
+    /// The classification of `e`.
+    fn of(e: &HttpError) -> Self {
+        match e {
+            HttpError::HttpRequestDenied | HttpError::DestinationIpProhibited => Self::Denied,
+            HttpError::ConnectionTimeout
+            | HttpError::ConnectionReadTimeout
+            | HttpError::ConnectionWriteTimeout
+            | HttpError::HttpResponseTimeout => Self::Timeout,
+            _ => Self::Transport,
+        }
+    }
+
+    /// Its name in traces (`error.type`): `denied`, `timeout` or `transport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Denied => "denied",
+            Self::Timeout => "timeout",
+            Self::Transport => "transport",
+        }
+    }
 }
 
 impl OutboundRecord {
@@ -68,6 +105,7 @@ impl OutboundRecord {
             duration_us: 0,
             response_bytes: 0,
             reused_connection: false,
+            failure: None,
         }
     }
 
@@ -222,6 +260,7 @@ impl CallRecorder {
         record.started_us =
             u64::try_from(started.saturating_duration_since(self.created).as_micros()).unwrap_or(u64::MAX);
         record.error = error.map(describe_error);
+        record.failure = error.map(RequestFailure::of);
         self.update(index, |slot| {
             record.response_bytes = slot.response_bytes;
             *slot = record;
@@ -258,6 +297,7 @@ mod tests {
             duration_us: 0,
             response_bytes: 0,
             reused_connection: false,
+            failure: None,
         };
         for _ in 0..10_000 {
             r.reserve(&record);
