@@ -94,8 +94,8 @@ impl Telemetry {
         if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Ok(off);
         }
-        let traces = signal_enabled("TRACES")?;
-        let metrics = signal_enabled("METRICS")?;
+        let traces = signal_enabled("TRACES", env)?;
+        let metrics = signal_enabled("METRICS", env)?;
         if !traces && !metrics {
             return Ok(off);
         }
@@ -160,8 +160,8 @@ fn env(name: &str) -> Option<String> {
 
 /// Whether signal `TRACES`/`METRICS` is exported: an endpoint is set for it
 /// and `OTEL_{signal}_EXPORTER` is not `none`; its protocol must be
-/// `http/protobuf`.
-fn signal_enabled(signal: &str) -> Result<bool> {
+/// `http/protobuf`. `env` reads a variable.
+fn signal_enabled(signal: &str, env: impl Fn(&str) -> Option<String>) -> Result<bool> {
     let exporter_var = format!("OTEL_{signal}_EXPORTER");
     match env(&exporter_var).as_deref() {
         None | Some("otlp") => {}
@@ -393,5 +393,67 @@ pub async fn continue_trace(request: Request, next: Next) -> Response {
     match context_from_headers(request.headers()) {
         Some(cx) => next.run(request).with_context(cx).await,
         None => next.run(request).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn export_is_off_without_an_endpoint_and_per_signal_with_none() {
+        assert!(!signal_enabled("TRACES", vars(&[])).expect("ok"));
+        let base = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
+        assert!(signal_enabled("TRACES", vars(&base)).expect("ok"));
+        assert!(signal_enabled("METRICS", vars(&base)).expect("ok"));
+        let only_traces = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces")];
+        assert!(signal_enabled("TRACES", vars(&only_traces)).expect("ok"));
+        assert!(!signal_enabled("METRICS", vars(&only_traces)).expect("ok"));
+        let no_metrics = [base[0], ("OTEL_METRICS_EXPORTER", "none")];
+        assert!(!signal_enabled("METRICS", vars(&no_metrics)).expect("ok"));
+    }
+
+    #[test]
+    fn a_protocol_or_exporter_this_build_lacks_is_refused_by_name() {
+        let grpc = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ];
+        let e = signal_enabled("TRACES", vars(&grpc)).expect_err("refused").to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc") && e.contains("4318"),
+            "{e}"
+        );
+        let console = [("OTEL_TRACES_EXPORTER", "console")];
+        let e = signal_enabled("TRACES", vars(&console))
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("OTEL_TRACES_EXPORTER=console"), "{e}");
+    }
+
+    #[test]
+    fn a_callers_trace_is_continued_only_when_valid_and_bounded() {
+        use opentelemetry::trace::TraceContextExt as _;
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let cx = context_from(Some(parent), Some("vendor=x")).expect("valid");
+        let sc = cx.span().span_context().clone();
+        assert_eq!(sc.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(sc.span_id().to_string(), "b7ad6b7169203331");
+        assert!(sc.is_remote() && sc.is_sampled());
+        assert_eq!(sc.trace_state().header(), "vendor=x");
+        // A tracestate past the bound is not carried (the parent still is).
+        let long = format!("vendor={}", "x".repeat(MAX_TRACESTATE_BYTES));
+        let cx = context_from(Some(parent), Some(&long)).expect("valid parent");
+        assert_eq!(cx.span().span_context().trace_state().header(), "");
+        for bad in ["", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01"] {
+            assert!(context_from(Some(bad), None).is_none(), "{bad:?}");
+        }
+        assert!(context_from(None, Some("vendor=x")).is_none());
     }
 }

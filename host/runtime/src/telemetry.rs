@@ -225,6 +225,13 @@ impl RequestSpans {
         let Some(index) = index else {
             return RequestTrace { span: None };
         };
+        if !self.cx.span().is_recording() {
+            // Nothing is exported: no span to make, and what may go upstream
+            // is the context the call runs in (the caller's, if any).
+            return RequestTrace {
+                span: Some((self.cx.span().span_context().clone(), self.propagate)),
+            };
+        }
         let tracer = global::tracer(SCOPE);
         let started = SystemTime::now();
         let span = tracer
@@ -358,4 +365,110 @@ fn end_request_span(span: &mut BoxedSpan, started: SystemTime, record: &Outbound
     // The span started when the hook was called; the record's duration runs
     // from then to the response head (or the failure).
     span.end_with_timestamp(started + Duration::from_micros(record.duration_us));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
+    fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+        attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn query_values_never_reach_a_span_but_keys_and_path_ids_do() {
+        let uri: Uri = "https://api.example.com:8443/v2/labels/se-123/track?email=a%40b.c&token=s3cret&flag"
+            .parse()
+            .expect("uri");
+        let attributes = url_attributes("GET", &uri);
+        assert_eq!(
+            attribute(&attributes, "url.path").as_deref(),
+            Some("/v2/labels/se-123/track")
+        );
+        assert_eq!(
+            attribute(&attributes, "url.query").as_deref(),
+            Some("email=REDACTED&token=REDACTED&flag")
+        );
+        assert_eq!(
+            attribute(&attributes, "server.address").as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(attribute(&attributes, "server.port").as_deref(), Some("8443"));
+        let all = format!("{attributes:?}");
+        assert!(!all.contains("s3cret") && !all.contains("a%40b.c"), "{all}");
+    }
+
+    #[test]
+    fn guest_chosen_urls_are_bounded_and_defused_in_attributes() {
+        // (an `http::Uri` holds at most 64 KiB, as the guest's request does)
+        let long = format!("https://h.example/{}?{}", "p".repeat(30_000), "k=v&".repeat(7_000));
+        let uri: Uri = long.parse().expect("uri");
+        for kv in url_attributes("GET", &uri) {
+            assert!(
+                kv.value.as_str().len() <= URL_ATTRIBUTE_BYTES + 64,
+                "{} is bounded",
+                kv.key
+            );
+        }
+        // A method is guest text too: no newline may forge anything downstream.
+        let attributes = url_attributes("GET\nX-Forged: 1", &"https://h.example/".parse().expect("uri"));
+        let method = attribute(&attributes, "http.request.method").unwrap_or_default();
+        assert!(!method.contains('\n'), "{method:?}");
+    }
+
+    fn trace_of(propagate: bool) -> RequestTrace {
+        let sc = SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").expect("id"),
+            SpanId::from_hex("b7ad6b7169203331").expect("id"),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_key_value([("vendor", "x")]).expect("state"),
+        );
+        RequestTrace {
+            span: Some((sc, propagate)),
+        }
+    }
+
+    #[test]
+    fn traceparent_goes_upstream_only_when_the_operator_says_so() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static("00-guest-chosen"));
+        assert!(!trace_of(false).header(&mut headers));
+        assert_eq!(headers["traceparent"], "00-guest-chosen", "left as the guest set it");
+
+        assert!(trace_of(true).header(&mut headers));
+        assert_eq!(
+            headers["traceparent"],
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        assert_eq!(headers["tracestate"], "vendor=x");
+        // No context, nothing to send.
+        assert!(!RequestTrace { span: None }.header(&mut HeaderMap::new()));
+    }
+
+    #[test]
+    fn retries_are_counted_by_method_and_url_without_query() {
+        let record = |method: &str, url: &str| OutboundRecord {
+            method: method.into(),
+            url: url.into(),
+            request_headers: vec![],
+            status: None,
+            error: None,
+            started_us: 0,
+            duration_ms: 0,
+            duration_us: 0,
+            response_bytes: 0,
+            reused_connection: false,
+            failure: None,
+        };
+        let a = record("GET", "http://h/v2/shipments?page=1");
+        let b = record("GET", "http://h/v2/shipments?page=2");
+        let c = record("POST", "http://h/v2/shipments");
+        assert_eq!(record_target(&a), record_target(&b));
+        assert_ne!(record_target(&a), record_target(&c));
+    }
 }

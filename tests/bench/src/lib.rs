@@ -1,6 +1,11 @@
 //! Shared pieces of `make bench`: where things are, the native baseline
 //! (the same ShipStation core compiled natively, with a native HTTP client),
-//! the simulator on its own runtime, and the statistics of raw samples.
+//! the simulator on its own runtime, a stand-in OTLP collector, and the
+//! statistics of raw samples.
+
+mod otlp_receiver;
+
+pub use otlp_receiver::{OtlpReceived, OtlpReceiver};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};

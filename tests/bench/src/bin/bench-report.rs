@@ -5,7 +5,7 @@
 
 use actionbox_bench::{
     command_line, component_path, cpu_model, hostile_component_path, load_average, release_bin, require, target_dir,
-    verdict, workspace_root, Samples, Stats, SIM_KEY,
+    verdict, workspace_root, OtlpReceiver, Samples, Stats, SIM_KEY,
 };
 use actionbox_runtime::{ActionEngine, ActionTimeout, BaseUrl, IntegrationSettings, InvokeError};
 use anyhow::{bail, Context, Result};
@@ -103,7 +103,7 @@ fn run() -> Result<Option<PathBuf>> {
     );
     md.push_str(&machine_info());
 
-    let steps: [(&str, Step); 7] = [
+    let steps: [(&str, Step); 8] = [
         ("instantiate (criterion samples)", instantiate),
         ("trackOrder sandboxed vs native (criterion samples)", track_order),
         ("cold start", cold_start),
@@ -111,9 +111,11 @@ fn run() -> Result<Option<PathBuf>> {
         ("memory with 1,000 calls in flight (about 30 s)", memory_in_flight),
         ("component size", component_size),
         ("serve throughput (about 30 s)", throughput),
+        ("OTLP export to a dead collector (about 50 s)", otlp_dead_collector),
     ];
-    // `BENCH_ONLY=memory` (a step's first word): run that step alone and print
-    // its section instead of writing BENCHMARKS.md (for sizing experiments).
+    // `BENCH_ONLY=memory` (a step's first word, e.g. `OTLP`): run that step
+    // alone and print its section instead of writing BENCHMARKS.md (for sizing
+    // experiments, or one measurement while its feature is being built).
     let only = std::env::var("BENCH_ONLY").ok();
     let mut summary = Vec::new();
     for (i, (name, step)) in steps.iter().enumerate() {
@@ -134,8 +136,8 @@ fn run() -> Result<Option<PathBuf>> {
     }
     let _ = writeln!(
         head,
-        "\nThe whole-process measurements (3–5, 7) took {:.0} s; with the criterion benchmarks (1, 2) and \
-         the builds, `make bench` takes about 4 minutes here.\n",
+        "\nThe whole-process measurements (3–5, 7, 8) took {:.0} s; with the criterion benchmarks (1, 2) and \
+         the builds, `make bench` takes about 5 minutes here.\n",
         started.elapsed().as_secs_f64()
     );
     let split = md.find("## 1.").unwrap_or(md.len());
@@ -422,6 +424,23 @@ fn wait_healthy(addr: SocketAddr, child: &mut Proc) -> Result<()> {
 }
 
 fn start_actionbox_serve(dir: &Path, base_url: &str, max_concurrency: usize) -> Result<(Proc, SocketAddr)> {
+    start_actionbox_serve_with(dir, base_url, max_concurrency, &[])
+}
+
+/// Where a server started by [`start_actionbox_serve_with`] writes its stderr.
+fn serve_stderr(dir: &Path, addr: SocketAddr) -> PathBuf {
+    dir.join(format!("serve-{}.stderr", addr.port()))
+}
+
+/// `actionbox serve --config` with `env` added. No `OTEL_*` variable of this
+/// process reaches it: one left in the caller's shell would turn the OTLP
+/// export on and skew every serve figure.
+fn start_actionbox_serve_with(
+    dir: &Path,
+    base_url: &str,
+    max_concurrency: usize,
+    env: &[(&str, String)],
+) -> Result<(Proc, SocketAddr)> {
     let config = dir.join(format!("actionbox-{max_concurrency}.toml"));
     std::fs::write(
         &config,
@@ -432,20 +451,27 @@ fn start_actionbox_serve(dir: &Path, base_url: &str, max_concurrency: usize) -> 
         ),
     )?;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let child = Command::new(release_bin("actionbox"))
-        .arg("serve")
+    let mut cmd = Command::new(release_bin("actionbox"));
+    cmd.arg("serve")
         .arg("--config")
         .arg(&config)
         .arg("--listen")
         .arg(addr.to_string())
         .arg("--max-concurrency")
-        .arg(max_concurrency.to_string())
+        .arg(max_concurrency.to_string());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            cmd.env_remove(name);
+        }
+    }
+    let child = cmd
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("ACTIONBOX_AUTH_TOKEN", TOKEN)
         .env("SHIPSTATION_API_KEY", SIM_KEY)
         .env("ACTIONBOX_CACHE_DIR", dir.join("cache"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(serve_stderr(dir, addr))?)
         .spawn()?;
     let mut proc = Proc(child, "actionbox serve");
     wait_healthy(addr, &mut proc)?;
@@ -702,6 +728,299 @@ fn throughput(summary: &mut Summary) -> Result<String> {
     Ok(s)
 }
 
+/// A latency as wrk prints it (`815.00us`, `28.86ms`, `1.02s`, `1.10m`), in ms.
+fn wrk_ms(text: &str) -> f64 {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60e3)
+    } else {
+        (text, f64::NAN)
+    };
+    number.parse::<f64>().map_or(f64::NAN, |v| v * scale)
+}
+
+/// The sum of a Prometheus metric's samples over all its label sets, or
+/// `None` when the text does not have it.
+fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let mut sum = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value = if let Some(labelled) = rest.strip_prefix('{') {
+            labelled.split_once('}').map_or("", |(_, v)| v)
+        } else if rest.starts_with(' ') {
+            rest
+        } else {
+            continue; // another metric whose name starts with this one
+        };
+        if let Some(v) = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+            *sum.get_or_insert(0.0) += v;
+        }
+    }
+    sum
+}
+
+/// Whether a connection to `addr` is refused (nothing listens there).
+fn refuses(addr: SocketAddr) -> bool {
+    matches!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// A loopback address nothing listens on: a listener bound to port 0,
+/// its port noted, the listener dropped, and a connection checked to be
+/// refused there.
+fn closed_port() -> Result<SocketAddr> {
+    for _ in 0..10 {
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        if refuses(addr) {
+            return Ok(addr);
+        }
+    }
+    bail!("no closed loopback port found in 10 tries (something takes every port just released?)")
+}
+
+/// One server's wrk runs, averaged.
+struct ServeRuns {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    non_2xx: u64,
+    errors: Vec<String>,
+}
+
+impl ServeRuns {
+    fn of(runs: &[WrkResult]) -> Self {
+        let n = runs.len().max(1) as f64;
+        let mean = |f: fn(&WrkResult) -> f64| runs.iter().map(f).sum::<f64>() / n;
+        Self {
+            requests_per_sec: mean(|r| r.requests_per_sec),
+            p50_ms: mean(|r| wrk_ms(&r.p50)),
+            p99_ms: mean(|r| wrk_ms(&r.p99)),
+            requests: runs.iter().map(|r| r.requests).sum(),
+            non_2xx: runs.iter().map(|r| r.non_2xx).sum(),
+            errors: runs
+                .iter()
+                .filter(|r| !r.errors.is_empty())
+                .map(|r| r.errors.clone())
+                .collect(),
+        }
+    }
+}
+
+/// What one server's `/metrics` and stderr said at the end.
+struct TelemetryCounts {
+    exported: Option<f64>,
+    dropped: Option<f64>,
+    /// WARN/ERROR lines: a failing export must not flood the log either.
+    stderr_problems: usize,
+}
+
+fn size_text(bytes: u64) -> String {
+    let kib = bytes as f64 / 1024.0;
+    if kib < 1024.0 {
+        format!("{kib:.1} KiB")
+    } else {
+        format!("{:.1} MiB", kib / 1024.0)
+    }
+}
+
+fn count_text(v: Option<f64>) -> String {
+    v.map_or_else(|| "absent".to_string(), |v| format!("{v:.0}"))
+}
+
+fn otlp_dead_collector(summary: &mut Summary) -> Result<String> {
+    // Short runs in several rounds rather than one long run each: the
+    // machine is shared, and its load drifts over tens of seconds.
+    const SECONDS: u64 = 3;
+    const ROUNDS: usize = 4;
+    const CONNECTIONS: usize = 64;
+    // Between runs: a server's export backlog (batches every 200 ms) must not
+    // land on the next server's run.
+    const PAUSE: Duration = Duration::from_millis(500);
+    let dir = scratch()?;
+    let (_sim, base_url) = start_simulator(&dir, None)?;
+    let dead = closed_port()?;
+    let receiver = OtlpReceiver::start()?;
+    let otlp_to = |endpoint: String| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_string()),
+        ]
+    };
+    let variants = [
+        ("no OTLP (baseline)", Vec::new()),
+        ("OTLP, collector down (closed port)", otlp_to(format!("http://{dead}"))),
+        ("OTLP, live collector", otlp_to(receiver.endpoint.clone())),
+    ];
+    // All three servers up at once, each warmed up, then rounds in
+    // alternating orders so a drift in the machine's load falls on all alike.
+    let mut servers = Vec::new();
+    for (_, env) in &variants {
+        servers.push(start_actionbox_serve_with(&dir, &base_url, CONNECTIONS, env)?);
+    }
+    for (_, addr) in &servers {
+        run_wrk(&dir, *addr, CONNECTIONS, 1)?;
+    }
+    std::thread::sleep(PAUSE);
+    let mut runs: Vec<Vec<WrkResult>> = variants.iter().map(|_| Vec::new()).collect();
+    for round in 0..ROUNDS {
+        let mut order: Vec<usize> = (0..variants.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            runs[i].push(run_wrk(&dir, servers[i].1, CONNECTIONS, SECONDS)?);
+            std::thread::sleep(PAUSE);
+        }
+    }
+    let mut counts = Vec::new();
+    for (_, addr) in &servers {
+        let (status, text) = http(*addr, "GET", "/metrics", None)?;
+        anyhow::ensure!(status == 200, "GET /metrics on {addr} answered {status}");
+        counts.push(TelemetryCounts {
+            exported: metric_sum(&text, "actionbox_telemetry_spans_exported_total"),
+            dropped: metric_sum(&text, "actionbox_telemetry_spans_dropped_total"),
+            stderr_problems: std::fs::read_to_string(serve_stderr(&dir, *addr))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .count(),
+        });
+    }
+    let still_closed = refuses(dead);
+    let received = receiver.received();
+    drop(servers);
+
+    let all: Vec<ServeRuns> = runs.iter().map(|r| ServeRuns::of(r)).collect();
+    let (base, down) = (&all[0], &all[1]);
+    let ratio = down.requests_per_sec / base.requests_per_sec.max(1.0);
+    let dropped_down = counts[1].dropped.unwrap_or(0.0);
+    let export_on = dropped_down > 0.0 || received.trace_requests > 0;
+    let clean = all.iter().all(|r| r.non_2xx == 0 && r.errors.is_empty());
+    let ok = ratio >= 0.95 && dropped_down > 0.0 && clean && still_closed;
+
+    let mut s = format!(
+        "## 8. OTLP export to a dead collector\n\n\
+         Goal: a collector that is down costs calls nothing — the export is batched off the call's path, so \
+         throughput with the export on and its collector down ÷ throughput without the export ≈ 1 (≥ 0.95), \
+         and the spans it could not send are counted as dropped.\n\n\
+         The workload of section 7 (`wrk -t2 -c{CONNECTIONS} -d{SECONDS}s --latency`, trackOrder for order 1001, \
+         `actionbox serve --config`), against three servers started side by side: one with no `OTEL_*` variable; \
+         one with `OTEL_EXPORTER_OTLP_ENDPOINT=http://{dead}` — a port bound, noted and released, so every \
+         export is refused — `OTEL_BSP_SCHEDULE_DELAY=200` and `OTEL_METRIC_EXPORT_INTERVAL=1000`; one with the \
+         same variables pointed at a stand-in collector in the bench process (answers 200 to `POST /v1/traces` \
+         and `/v1/metrics`, decodes nothing). Each was warmed up for 1 s, then {ROUNDS} rounds in alternating \
+         orders (first to last, last to first) with {:.1} s pauses between runs; figures are the means of the \
+         rounds. Span counters are read from each server's `/metrics` after the last round. As in section 7 the \
+         two cores are saturated (servers, simulator, wrk and the stand-in collector share them), so a ratio \
+         below 1 is CPU the server spent making and encoding spans as much as time a call waited.\n\n\
+         | | requests/s | p50 (ms) | p99 (ms) | req/s ÷ no OTLP | p50 ÷ no OTLP | p99 ÷ no OTLP | requests | \
+         non-2xx | spans exported | spans dropped |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        PAUSE.as_secs_f64()
+    );
+    for (((label, _), r), c) in variants.iter().zip(&all).zip(&counts) {
+        let _ = writeln!(
+            s,
+            "| {label} | **{:.0}** | {:.2} | {:.2} | **{:.3}** | {:.3} | {:.3} | {} | {} | {} | {} |",
+            r.requests_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.requests_per_sec / base.requests_per_sec.max(1.0),
+            r.p50_ms / base.p50_ms,
+            r.p99_ms / base.p99_ms,
+            r.requests,
+            r.non_2xx,
+            count_text(c.exported),
+            count_text(c.dropped),
+        );
+    }
+    s.push_str("\nEach round, in order:\n\n| | requests/s | p50 | p99 |\n|---|---|---|---|\n");
+    for ((label, _), rs) in variants.iter().zip(&runs) {
+        let each = |f: &dyn Fn(&WrkResult) -> String| rs.iter().map(f).collect::<Vec<_>>().join(" · ");
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} |",
+            each(&|r| format!("{:.0}", r.requests_per_sec)),
+            each(&|r| r.p50.clone()),
+            each(&|r| r.p99.clone()),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe stand-in collector received {} trace exports ({}) and {} metric exports ({}). \
+         The closed port still refused connections after the runs: {}. WARN/ERROR lines on the servers' \
+         stderr (`RUST_LOG=error`; baseline / collector down / live collector): {}.",
+        received.trace_requests,
+        size_text(received.trace_bytes),
+        received.metric_requests,
+        size_text(received.metric_bytes),
+        if still_closed {
+            "yes"
+        } else {
+            "**no** (something took it: the run is void)"
+        },
+        counts
+            .iter()
+            .map(|c| c.stderr_problems.to_string())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+    for (label, r) in variants.iter().map(|(l, _)| l).zip(&all) {
+        if !r.errors.is_empty() {
+            let _ = writeln!(s, "\nwrk reported for {label}: `{}`", r.errors.join("`; `"));
+        }
+    }
+    if !export_on {
+        s.push_str(
+            "\n**This build exported nothing**: no span was counted as dropped and the stand-in collector received \
+             no trace, so the `OTEL_*` variables were ignored; the three servers are the same and the ratios only \
+             show the noise between runs.\n",
+        );
+    } else if dropped_down == 0.0 {
+        s.push_str(
+            "\n**The server whose collector was down counted no dropped span**, though every export it tried was \
+             refused: `actionbox_telemetry_spans_dropped_total` should count them.\n",
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThroughput with the collector down is {:.1} % of the throughput without export (goal ≥ 95 %, spans \
+         counted as dropped): {}.\n",
+        ratio * 100.0,
+        verdict(ok)
+    );
+    summary.push((
+        "serve throughput @64, OTLP to a dead collector / no OTLP".into(),
+        format!(
+            "{ratio:.2} ({:.0} vs {:.0} req/s; p50 {:.2} vs {:.2} ms; spans dropped {}{})",
+            down.requests_per_sec,
+            base.requests_per_sec,
+            down.p50_ms,
+            base.p50_ms,
+            count_text(counts[1].dropped),
+            if export_on {
+                ""
+            } else {
+                "; OTLP export off in this build"
+            }
+        ),
+        "≈ 1 (≥ 0.95)".into(),
+        ok,
+    ));
+    Ok(s)
+}
+
 const NOTES: &str = "## What was profiled, and what changed\n\n\
 Measured with `perf record` on the criterion benchmarks and `/proc/PID/smaps` during the memory run:\n\n\
 - **Instantiate (first 80 µs pooled, goal 20 µs).** Half the time was the kernel: page faults as the guest \
@@ -739,5 +1058,41 @@ fn kept_workspace_section(path: &std::path::Path) -> String {
     match (old.find(BEGIN), old.find(END)) {
         (Some(b), Some(e)) if b < e => format!("\n{}\n", &old[b..e + END.len()]),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_latencies_in_every_unit_are_read_as_milliseconds() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(wrk_ms("815.00us"), 0.815));
+        assert!(close(wrk_ms("28.86ms"), 28.86));
+        assert!(close(wrk_ms("1.02s"), 1020.0));
+        assert!(close(wrk_ms("1.50m"), 90_000.0));
+        assert!(wrk_ms("").is_nan());
+    }
+
+    #[test]
+    fn metric_sum_adds_label_sets_and_ignores_longer_names() {
+        let text = "# TYPE actionbox_telemetry_spans_dropped_total counter\n\
+                    actionbox_telemetry_spans_dropped_total{reason=\"queue-full\"} 3\n\
+                    actionbox_telemetry_spans_dropped_total{reason=\"export-failed\"} 4 1700000000\n\
+                    actionbox_telemetry_spans_dropped_total_created 99\n\
+                    actionbox_telemetry_spans_exported_total 0\n";
+        assert_eq!(metric_sum(text, "actionbox_telemetry_spans_dropped_total"), Some(7.0));
+        assert_eq!(metric_sum(text, "actionbox_telemetry_spans_exported_total"), Some(0.0));
+        assert_eq!(metric_sum(text, "actionbox_in_flight"), None);
+    }
+
+    #[test]
+    fn a_released_port_refuses_connections() -> Result<()> {
+        let addr = closed_port()?;
+        assert!(refuses(addr));
+        let listener = TcpListener::bind(addr)?;
+        assert!(!refuses(listener.local_addr()?));
+        Ok(())
     }
 }
