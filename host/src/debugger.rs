@@ -130,6 +130,7 @@ pub fn stored_trace_json(run: &ActionRun) -> Value {
         "method": guest_text(&run.method, TEXT_BYTES),
         "base_url": guest_text(&run.base_url, URL_BYTES),
         "invocation_id": r.invocation_id,
+        "trace_id": r.trace_id,
         "deadline_ms": r.deadline_ms,
         "elapsed_ms": r.elapsed_ms,
         "peak_memory_bytes": r.peak_memory_bytes,
@@ -311,6 +312,7 @@ mod tests {
             base_url: "https://api.shipstation.com".into(),
             report: InvocationReport {
                 invocation_id: "inv-1".into(),
+                trace_id: None,
                 method: "trackOrder".into(),
                 outcome: Err(InvokeError::Upstream {
                     message: format!("upstream said {HOSTILE}"),

@@ -161,14 +161,15 @@ impl ActionComponent {
     /// its invocation id and trace id.
     async fn run(&self, integration: &IntegrationSettings, call: Call<'_>) -> InvocationReport {
         let trace = CallTrace::start(call.name(), &integration.labels, integration.propagate_trace);
-        let report = InvocationReport::new(call.name(), Ok(serde_json::Value::Null));
+        let mut report = InvocationReport::new(call.name(), Ok(serde_json::Value::Null));
+        report.trace_id = trace.trace_id();
         let log_span = tracing::info_span!(
             "invocation",
             invocation_id = %report.invocation_id,
             trace_id = tracing::field::Empty
         );
-        if let Some(id) = trace.trace_id() {
-            log_span.record("trace_id", id);
+        if let Some(id) = &report.trace_id {
+            log_span.record("trace_id", id.as_str());
         }
         let report = self
             .run_traced(integration, call, report, &trace)

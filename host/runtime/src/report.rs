@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct InvocationReport {
     /// Process-unique id of the invocation.
     pub invocation_id: String,
+    /// The call's OpenTelemetry trace id (32 hex digits), when it has a
+    /// valid trace context (an exporter is on, or the caller sent one):
+    /// where to find its spans.
+    pub trace_id: Option<String>,
     /// The method as asked.
     pub method: String,
     /// The JSON result, or why there is none.
@@ -80,6 +84,7 @@ impl InvocationReport {
     pub fn new(method: &str, outcome: Result<serde_json::Value, InvokeError>) -> Self {
         Self {
             invocation_id: next_invocation_id(),
+            trace_id: None,
             method: method.to_string(),
             outcome,
             outbound: Vec::new(),
