@@ -179,7 +179,7 @@ impl CallTrace {
                 self.started + Duration::from_millis(line.at_ms),
                 vec![
                     KeyValue::new("log.level", line.level),
-                    KeyValue::new("log.message", line.message.clone()),
+                    KeyValue::new("log.message", redact_query_values(&line.message)),
                 ],
             );
         }
@@ -319,6 +319,31 @@ fn redacted_query(query: &str) -> String {
     guest_text(&redacted.join("&"), URL_ATTRIBUTE_BYTES)
 }
 
+/// `text` (a guest's log line) with the values of every URL query in it
+/// replaced by `REDACTED`: actions log the URLs they fetch, and what keeps
+/// query values out of the request spans keeps them out of log events too.
+/// A query is what follows a `?` up to whitespace or a quote.
+fn redact_query_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(q) = rest.find('?') {
+        out.push_str(&rest[..=q]);
+        let after = &rest[q + 1..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .unwrap_or(after.len());
+        let query = &after[..end];
+        if query.contains('=') {
+            out.push_str(&redacted_query(query));
+        } else {
+            out.push_str(query);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The path of a record's URL (for counting retries), without its query.
 fn record_target(record: &OutboundRecord) -> (&str, &str) {
     let url = record.url.split(['?', '#']).next().unwrap_or_default();
@@ -448,6 +473,20 @@ mod tests {
         assert_eq!(headers["tracestate"], "vendor=x");
         // No context, nothing to send.
         assert!(!RequestTrace { span: None }.header(&mut HeaderMap::new()));
+    }
+
+    #[test]
+    fn query_values_in_guest_log_lines_are_redacted_in_events() {
+        assert_eq!(
+            redact_query_values("GET http://h/v2/shipments?shipment_number=1002&page=1 -> 200 (what? yes)"),
+            "GET http://h/v2/shipments?shipment_number=REDACTED&page=REDACTED -> 200 (what? yes)"
+        );
+        assert_eq!(
+            redact_query_values("url \"/a?x=1\" and /b?y=2"),
+            "url \"/a?x=REDACTED\" and /b?y=REDACTED"
+        );
+        assert_eq!(redact_query_values("no query here"), "no query here");
+        assert_eq!(redact_query_values("ends with ?"), "ends with ?");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! host, talking real HTTP to the simulator on loopback.
 
 pub mod api;
+pub mod otlp;
 
 use actionbox_runtime::{ActionComponent, ActionEngine, ApiKey, BaseUrl, IntegrationSettings};
 use shipstation_sim::Simulator;

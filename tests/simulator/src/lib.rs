@@ -174,8 +174,17 @@ pub struct RecordedRequest {
     pub query: Vec<(String, String)>,
     /// Whether the request carried the accepted key.
     pub authorized: bool,
-    /// Header names received (lower case); values are not kept.
+    /// Header names received (lower case); values are not kept, except
+    /// those of the two trace-context headers below.
     pub header_names: Vec<String>,
+    /// The `traceparent` header's value, when one came. Kept (unlike every
+    /// other header's value) so tests can check the trace context a host
+    /// forwards upstream — none by default, the host's own span when an
+    /// integration opts in. It identifies a trace, never a credential.
+    pub traceparent: Option<String>,
+    /// The `tracestate` header's value, when one came: kept for the same
+    /// reason as [`RecordedRequest::traceparent`], which it accompanies.
+    pub tracestate: Option<String>,
     /// Request body bytes received.
     pub body_bytes: usize,
 }
@@ -362,6 +371,14 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Respons
     let query = parse_query(&raw_query);
     let authorized = key_matches(&parts.headers, &state.api_key);
     let header_names = parts.headers.keys().map(|k| k.as_str().to_string()).collect();
+    let header_value = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let traceparent = header_value("traceparent");
+    let tracestate = header_value("tracestate");
     if let Ok(mut log) = state.requests.lock().map_err(|_| ()).and_then(|l| {
         if state.recording.load(Ordering::Relaxed) {
             Ok(l)
@@ -376,6 +393,8 @@ async fn handle(State(state): State<Arc<SimState>>, request: Request) -> Respons
             query: query.clone(),
             authorized,
             header_names,
+            traceparent,
+            tracestate,
             body_bytes,
         });
     }

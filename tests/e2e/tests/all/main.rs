@@ -17,6 +17,7 @@ mod mcp_remote;
 mod python_action;
 mod serve;
 mod serve_hostile_clients;
+mod telemetry;
 mod tls;
 mod track_order;
 mod upstream_faults;
