@@ -68,6 +68,8 @@ help:
 	@echo "make edge-wit  print that component's world"
 	@echo "make bench   benchmarks next to their native baselines -> BENCHMARKS.md (about 5 min)"
 	@echo "make fuzz    cargo-fuzz targets on nightly, $(FUZZ_SECONDS) s each (FUZZ_SECONDS=…)"
+	@echo "make authoring  docs/write-your-first-action.md run as written, and the three \`actionbox new\` templates tested"
+	@echo "make wit-package  the contract as a standalone WIT package -> target/wit/"
 
 # The only toolchain piece not in a stock Rust install.
 setup:
@@ -149,7 +151,7 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release -p shipstation -p hostile-guest -p hostile-manifest -p legacy-action --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release -p shipstation -p actionbox-guest -p hostile-guest -p hostile-manifest -p legacy-action --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy --release -p hostile-guest --features two-memories --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy --release -p actionbox-bench --all-targets -- -D warnings
 	$(CARGO) clippy --release -p edge-gateway -p edge-adapter -p edge-cli-stubs -p edge-probe --target $(WASM_TARGET) -- -D warnings
@@ -184,6 +186,42 @@ $(AXE_STAMP):
 test: build test-components lint pyenv jco python-action edge postgres browser axe
 	ACTIONBOX_REQUIRE_ALL_TESTS=1 $(CARGO) test --release
 	$(MAKE) --no-print-directory edge-test
+	$(MAKE) --no-print-directory authoring
+
+# The author kit (docs/write-your-first-action.md), in target/authoring/:
+#   walkthrough/   the doc's ```sh {test} blocks run as written, in order (a Rust project:
+#                  new, make, make test, check, replay, record against a stand-in, serve)
+#   python/, javascript/   `actionbox new` in that language, then the project's own `make test`
+# plus the contract as a standalone WIT package ($(WIT_PACKAGE)). Rust builds share
+# one cargo target dir; an unchanged Python or JavaScript project is not rebuilt
+# (tests/authoring/template.sh). The Python project uses the componentize-py the
+# Python action uses; its own Makefile pins the same version (checked here).
+# Cost on 2 shared cores: about 2 min from a clean target/ (walkthrough 42 s, Python
+# 28 s, JavaScript 41 s: the two big components' first compilation is most of it),
+# about 10 s when the templates are unchanged.
+AUTHORING     := target/authoring
+AUTHORING_ENV := ACTIONBOX=$(abspath $(ACTIONBOX)) CARGO_TARGET_DIR=$(abspath $(AUTHORING)/cargo-target)
+WIT_VERSION   := $(shell sed -n 's/^package actionbox:action@\(.*\);$$/\1/p' wit/world.wit)
+WIT_PACKAGE   := target/wit/actionbox-action-$(WIT_VERSION).wasm
+
+.PHONY: authoring wit-package
+authoring: host setup wit-package $(PY_ACTION_ENV)/.installed-$(COMPONENTIZE_PY)
+	@grep -qx 'COMPONENTIZE_PY_VERSION *:= *$(COMPONENTIZE_PY)' host/templates/python/Makefile || \
+		{ echo "host/templates/python/Makefile must pin componentize-py $(COMPONENTIZE_PY), as this Makefile does"; exit 1; }
+	$(AUTHORING_ENV) tests/authoring/walkthrough.sh docs/write-your-first-action.md $(AUTHORING)/walkthrough
+	$(AUTHORING_ENV) tests/authoring/template.sh python $(AUTHORING)/python \
+		COMPONENTIZE_PY=$(abspath $(PY_ACTION_ENV)/bin/componentize-py)
+	@command -v npm >/dev/null || { echo "make test needs Node.js >= 20 with npm (e.g. apt-get install nodejs npm)"; exit 1; }
+	$(AUTHORING_ENV) tests/authoring/template.sh javascript $(AUTHORING)/javascript
+
+# The contract as a standalone WIT package (a component holding only types), for
+# toolchains that take one instead of wit/ (`wasm-tools component wit FILE` prints it).
+wit-package: edge-tools
+	@mkdir -p $(dir $(WIT_PACKAGE))
+	$(EDGE_WASM_TOOLS) component wit --wasm wit -o $(WIT_PACKAGE)
+	@$(EDGE_WASM_TOOLS) component wit $(WIT_PACKAGE) | grep -qx 'package actionbox:action@$(WIT_VERSION);' || \
+		{ echo "$(WIT_PACKAGE) does not hold package actionbox:action@$(WIT_VERSION)"; exit 1; }
+	@ls -l $(WIT_PACKAGE)
 
 # PostgreSQL for the store's tests: they start their own throwaway cluster
 # (tests/pgcluster) on loopback, so only the server's binaries are needed.

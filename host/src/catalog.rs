@@ -18,6 +18,7 @@ use actionbox_runtime::error::InvokeError;
 use actionbox_runtime::integration::IntegrationSettings;
 use actionbox_runtime::kinds::IntegrationKind;
 use actionbox_runtime::manifest::MethodSpec;
+use actionbox_runtime::outbound::OutboundMode;
 use actionbox_runtime::report::InvocationReport;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -273,11 +274,18 @@ impl ActionCatalog {
     /// Run action `name` with JSON object `params`. Errors are setup problems
     /// (unknown action, missing key); the call's own failure is in the report.
     pub async fn invoke(&self, name: &str, params: &Value) -> Result<ActionRun> {
+        self.invoke_with(name, params, OutboundMode::Live).await
+    }
+
+    /// [`Self::invoke`], its requests recorded or answered from a recording
+    /// (`outbound_mode`; the CLI's `--record` and `--replay`).
+    pub async fn invoke_with(&self, name: &str, params: &Value, outbound_mode: OutboundMode) -> Result<ActionRun> {
         let action = self
             .action(name)
             .ok_or_else(|| anyhow!("no action is named `{name}`; configured: {}", self.action_names()))?;
         let mut settings = self.settings(action.integration)?;
         settings.labels.action = Some(action.config.name.clone());
+        settings.outbound_mode = outbound_mode;
         let integ = &self.integrations[action.integration];
         let report = if params.is_object() {
             integ

@@ -7,6 +7,7 @@
 //! may go) is `cli/integration_settings.rs`.
 
 mod integration_settings;
+mod new;
 mod store;
 
 use crate::catalog::ActionCatalog;
@@ -23,10 +24,11 @@ use std::process::ExitCode;
 
 /// Run untrusted smart-action WebAssembly components in a sandbox.
 ///
-/// Exit codes: 0 success, 1 setup or host error, 2 usage error, and for a
-/// failed action 10 invalid-input, 11 unauthorized, 12 not-found,
-/// 13 rate-limited, 14 upstream, 15 timeout, 16 denied, 17 internal,
-/// 18 memory-limit, 19 trap, 20 invalid-output, 21 limit-exceeded.
+/// Exit codes: 0 success, 1 setup or host error, 2 usage error, 3 a component
+/// `actionbox check` would refuse, and for a failed action 10 invalid-input,
+/// 11 unauthorized, 12 not-found, 13 rate-limited, 14 upstream, 15 timeout,
+/// 16 denied, 17 internal, 18 memory-limit, 19 trap, 20 invalid-output,
+/// 21 limit-exceeded.
 #[derive(Debug, Parser)]
 #[command(
     name = "actionbox",
@@ -62,18 +64,41 @@ enum LogFormat {
     Json,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 1 setup/host error; 2 usage; 10 invalid-input; 11 unauthorized; \
-12 not-found; 13 rate-limited; 14 upstream; 15 timeout; 16 denied; 17 internal; 18 memory-limit; \
-19 trap; 20 invalid-output; 21 limit-exceeded.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.\n\
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 setup/host error; 2 usage; 3 check failed (actionbox check); \
+10 invalid-input; 11 unauthorized; 12 not-found; 13 rate-limited; 14 upstream; 15 timeout; 16 denied; 17 internal; \
+18 memory-limit; 19 trap; 20 invalid-output; 21 limit-exceeded.\n\
+Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.\n\
 Traces and metrics go to an OpenTelemetry collector when OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLP over HTTP, \
 protobuf; OTEL_SERVICE_NAME and the other standard OTEL_* variables apply).";
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a new action project: a small working action that `make` builds and `make test` checks
+    /// and tests offline (against a recording it ships).
+    New {
+        /// The project's name, which is also the integration kind (e.g. acme-orders).
+        name: String,
+        /// The language to write the action in.
+        #[arg(long, value_enum)]
+        lang: new::Language,
+        /// Where to create it [default: ./NAME]; must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print an action component's manifest (methods, default actions, hosts, credential) as JSON.
     Describe {
         /// Path to the action component (.wasm).
         component: PathBuf,
+    },
+    /// Check a component the way a platform's upload gate does (contract, imports, manifest, describe time
+    /// and size, what it asks for, file size); exit 3 with the reasons when it would be refused.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// Path to the action component (.wasm).
+        component: PathBuf,
+        /// Print the report as one JSON object: {"ok", "component", "asks", "findings"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one method of an action and print its JSON result.
     #[command(after_help = EXIT_CODES)]
@@ -128,6 +153,8 @@ enum Command {
         /// The action's parameters as a JSON object, e.g. '{"order_id":"1001"}'.
         #[arg(long, default_value = "{}")]
         params: String,
+        #[command(flatten)]
+        exchanges: RecordReplayArgs,
     },
     /// An integration's Test button, from the config file.
     #[command(after_help = EXIT_CODES)]
@@ -177,6 +204,8 @@ enum Command {
         /// Print the trace as JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        exchanges: RecordReplayArgs,
     },
 }
 
@@ -191,6 +220,45 @@ struct ConfigArg {
         value_name = "FILE"
     )]
     config: PathBuf,
+}
+
+/// Where a config command's call sends its requests besides the network:
+/// `--record` keeps them for a recording file, `--replay` answers them from
+/// one (`actionbox_runtime::outbound::replay`). The sandbox admits or refuses
+/// each request the same either way.
+#[derive(Debug, Args)]
+struct RecordReplayArgs {
+    /// Save the call's outbound exchanges to this recording file (JSON; the key, Authorization and
+    /// cookies redacted; mode 0600), to replay with `actionbox run … --replay FILE`. Only a previous
+    /// recording is replaced.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Answer the action's requests from this recording instead of the network (the config's key is
+    /// still read; nothing is sent).
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+}
+
+impl RecordReplayArgs {
+    /// The outbound mode the flags ask for; a recording to replay is read
+    /// (and checked) now.
+    fn mode(&self) -> Result<actionbox_runtime::outbound::OutboundMode> {
+        use actionbox_runtime::outbound::{ExchangeCapture, OutboundMode, Replay};
+        Ok(match (&self.record, &self.replay) {
+            (Some(_), _) => OutboundMode::Record(std::sync::Arc::new(ExchangeCapture::new())),
+            (None, Some(path)) => OutboundMode::Replay(std::sync::Arc::new(Replay::load(path).context("--replay")?)),
+            (None, None) => OutboundMode::Live,
+        })
+    }
+
+    /// After the call: write what `mode` recorded to `--record`'s file.
+    fn save(&self, mode: &actionbox_runtime::outbound::OutboundMode) -> Result<()> {
+        if let (Some(path), actionbox_runtime::outbound::OutboundMode::Record(capture)) = (&self.record, mode) {
+            let written = capture.save(path).context("--record")?;
+            eprintln!("recorded {written} exchange(s) to {}", path.display());
+        }
+        Ok(())
+    }
 }
 
 /// Formats of `tools` (each printed as `{"tools": [...]}`, as `serve` answers).
@@ -352,6 +420,11 @@ struct IntegrationArgs {
     /// for shipstation].
     #[arg(long, value_name = "VAR")]
     api_key_env: Option<String>,
+    /// Answer the action's requests from this recording (made with `actionbox debug … --record FILE`)
+    /// instead of the network: the sandbox still admits or refuses each one, no key is needed, and
+    /// nothing is sent.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
 }
 
 /// Parse arguments, run, and return the exit code.
@@ -404,7 +477,9 @@ fn init_tracing(format: LogFormat) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::New { name, lang, dir } => new_project(&name, lang, dir),
         Command::Describe { component } => describe(&component).await,
+        Command::Check { component, json } => check(&component, json).await,
         Command::Run {
             component,
             method,
@@ -419,14 +494,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             format,
         } => tools(&config, phase, direction, format).await,
         Command::SessionStart { config, context } => session_start(&config, &context).await,
-        Command::Invoke { config, action, params } => invoke(&config, &action, &params).await,
+        Command::Invoke {
+            config,
+            action,
+            params,
+            exchanges,
+        } => invoke(&config, &action, &params, &exchanges).await,
         Command::Test { config, integration } => test(&config, &integration).await,
         Command::Debug {
             config,
             action,
             params,
             json,
-        } => debug(&config, &action, &params, json).await,
+            exchanges,
+        } => debug(&config, &action, &params, json, &exchanges).await,
         Command::Serve(args) => serve(args).await,
         Command::Store(command) => store::store_command(command).await,
         Command::Workspace(command) => store::workspace_command(command).await,
@@ -437,12 +518,48 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `actionbox new`: write a new action project and say what to do next.
+fn new_project(name: &str, lang: new::Language, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    new::create(name, lang, &dir)?;
+    emit(&new::next_steps(name, lang, &dir));
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `actionbox describe`: the manifest, after the same registry check a config load makes.
 async fn describe(component: &Path) -> Result<ExitCode> {
     let action = load(component).await?;
     KindRegistry::builtin().check_requests(action.manifest())?;
     emit(&serde_json::to_string_pretty(action.manifest())?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `actionbox check`'s exit code when the component would be refused.
+const CHECK_FAILED: u8 = 3;
+
+/// `actionbox check`: the checks a platform's registration runs
+/// (`actionbox_runtime::check`), with the same upload bound, on a file. A kind
+/// this host does not know is a warning here: the operator declares it.
+async fn check(component: &Path, json: bool) -> Result<ExitCode> {
+    use actionbox_runtime::check::{check_file, CheckOptions, Level};
+    let engine = ActionEngine::new()?;
+    let kinds = KindRegistry::builtin();
+    let options = CheckOptions {
+        max_component_bytes: crate::workspaces::registry::MAX_COMPONENT_BYTES as u64,
+        kinds: &kinds,
+        unknown_kind: Level::Warning,
+    };
+    let report = check_file(&engine, component, &options).await?.report;
+    if json {
+        emit(&serde_json::to_string_pretty(&report)?);
+    } else {
+        emit(report.to_string().trim_end());
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHECK_FAILED)
+    })
 }
 
 /// `actionbox run`: one method of a component, settings from the flags.
@@ -493,11 +610,13 @@ async fn session_start(config: &ConfigArg, context: &str) -> Result<ExitCode> {
 }
 
 /// `actionbox invoke`: a configured action, printed as the assistant gets it.
-async fn invoke(config: &ConfigArg, action: &str, params: &str) -> Result<ExitCode> {
+async fn invoke(config: &ConfigArg, action: &str, params: &str, exchanges: &RecordReplayArgs) -> Result<ExitCode> {
     let catalog = ActionCatalog::load(&config.config).await?;
     let params = parse_params(params)?;
-    let run = catalog.invoke(action, &params).await?;
+    let mode = exchanges.mode()?;
+    let run = catalog.invoke_with(action, &params, mode.clone()).await?;
     emit(&serde_json::to_string_pretty(&run.assistant_payload())?);
+    exchanges.save(&mode)?;
     match &run.report.outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => Ok(report_error(e)),
@@ -512,15 +631,23 @@ async fn test(config: &ConfigArg, integration: &str) -> Result<ExitCode> {
 }
 
 /// `actionbox debug`: the Action Debugger's trace of one real call.
-async fn debug(config: &ConfigArg, action: &str, params: &str, json: bool) -> Result<ExitCode> {
+async fn debug(
+    config: &ConfigArg,
+    action: &str,
+    params: &str,
+    json: bool,
+    exchanges: &RecordReplayArgs,
+) -> Result<ExitCode> {
     let catalog = ActionCatalog::load(&config.config).await?;
     let params = parse_params(params)?;
-    let run = catalog.invoke(action, &params).await?;
+    let mode = exchanges.mode()?;
+    let run = catalog.invoke_with(action, &params, mode.clone()).await?;
     if json {
         emit(&serde_json::to_string_pretty(&crate::debugger::trace_json(&run))?);
     } else {
         emit(crate::debugger::render_text(&run).trim_end());
     }
+    exchanges.save(&mode)?;
     Ok(match &run.report.outcome {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => ExitCode::from(e.exit_code()),

@@ -49,6 +49,7 @@ fn main() {
         "wit",
         "guest/shipstation",
         "guest/shipstation-core",
+        "guest/sdk",
         "tests/hostile-guest",
         "tests/hostile-manifest",
         "tests/legacy-action",

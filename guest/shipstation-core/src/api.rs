@@ -217,7 +217,7 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// Parse an error body; anything unparsable gives an empty one.
     pub fn parse(body: &[u8]) -> Self {
-        if crate::json::too_deep(body) {
+        if actionbox_guest::json::too_deep(body) {
             return Self::default();
         }
         serde_json::from_slice(body).unwrap_or_default()

@@ -57,13 +57,13 @@ impl<'t, T: Transport> Client<'t, T> {
     /// GET and decode JSON; a 404 is `Ok(None)`.
     pub fn get_json_or_404<R: DeserializeOwned>(&mut self, path: &str) -> Result<Option<R>, ActionError> {
         let Some(body) = self.get(path)? else { return Ok(None) };
-        if crate::json::too_deep(&body) {
+        if actionbox_guest::json::too_deep(&body) {
             return Err(ActionError::Upstream {
                 status: Some(200),
                 message: format!(
                     "ShipStation returned a malformed response for {}: nested deeper than {} levels",
                     endpoint(path),
-                    crate::json::MAX_DEPTH
+                    actionbox_guest::json::MAX_DEPTH
                 ),
                 request_id: None,
             });
@@ -107,6 +107,9 @@ impl<'t, T: Transport> Client<'t, T> {
                         message: m,
                         request_id: None,
                     })
+                }
+                Err(TransportError::InvalidRequest(m)) => {
+                    return Err(ActionError::Internal(format!("could not build the request: {m}")))
                 }
                 Err(TransportError::Connection(m)) => Outcome::Fail(ActionError::Upstream {
                     status: None,

@@ -89,3 +89,34 @@ impl fmt::Display for ActionError {
 }
 
 impl std::error::Error for ActionError {}
+
+/// The contract's error for this one: the same case, its fields carried over.
+impl From<ActionError> for actionbox_guest::ActionError {
+    fn from(e: ActionError) -> Self {
+        use actionbox_guest::{ActionError as Contract, RateLimit, UpstreamFailure};
+        match e {
+            ActionError::InvalidInput(m) => Contract::InvalidInput(m),
+            ActionError::Unauthorized(m) => Contract::Unauthorized(m),
+            ActionError::NotFound(m) => Contract::NotFound(m),
+            ActionError::RateLimited {
+                retry_after_secs,
+                message,
+            } => Contract::RateLimited(RateLimit {
+                retry_after_secs,
+                message,
+            }),
+            ActionError::Upstream {
+                status,
+                message,
+                request_id,
+            } => Contract::Upstream(UpstreamFailure {
+                status,
+                message,
+                request_id,
+            }),
+            ActionError::Timeout(m) => Contract::Timeout(m),
+            ActionError::Denied(m) => Contract::Denied(m),
+            ActionError::Internal(m) => Contract::Internal(m),
+        }
+    }
+}

@@ -58,10 +58,10 @@ impl TrackOrderInput {
 }
 
 fn parse_object(input: &str) -> Result<serde_json::Map<String, Value>, ActionError> {
-    if crate::json::too_deep(input.as_bytes()) {
+    if actionbox_guest::json::too_deep(input.as_bytes()) {
         return Err(ActionError::InvalidInput(format!(
             "input is nested deeper than {} levels",
-            crate::json::MAX_DEPTH
+            actionbox_guest::json::MAX_DEPTH
         )));
     }
     let value: Value =

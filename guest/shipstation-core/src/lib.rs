@@ -1,8 +1,10 @@
 //! ShipStation API V2 `trackOrder` logic, independent of how HTTP is sent.
 //!
 //! The wasm component (`guest/shipstation`) is a thin binding that implements
-//! [`Transport`] over `wasi:http`; tests, fuzzers and the native benchmark
-//! baseline implement it over anything else. Everything that knows about
+//! [`Transport`] over the `actionbox-guest` SDK's `wasi:http` client; tests,
+//! fuzzers and the native benchmark baseline implement it over anything else.
+//! The contract's types (manifest, errors) and the generic helpers (percent
+//! encoding, the JSON nesting guard) are the SDK's. Everything that knows about
 //! ShipStation lives here:
 //!
 //! - [`manifest`]: what the action offers and needs (`describe`), default
@@ -24,10 +26,8 @@
 
 pub mod api;
 pub mod client;
-pub mod encode;
 pub mod error;
 pub mod input;
-pub mod json;
 pub mod manifest;
 pub mod output;
 pub mod testing;

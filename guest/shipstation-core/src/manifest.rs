@@ -1,4 +1,9 @@
-//! What the ShipStation action offers and needs (the WIT `manifest`).
+//! What the ShipStation action offers and needs: the contract's `manifest`,
+//! built with the SDK's builders (`actionbox_guest::manifest`).
+
+pub use actionbox_guest::{
+    CredentialSpec, DefaultAction, Execution, JsonType, Manifest, MethodSpec, ParamSpec, ParameterDescription, Trigger,
+};
 
 /// Version of this action, from the crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,131 +29,6 @@ the status (tracking.status_description), the carrier and tracking number with t
 estimated_delivery_date if it is not delivered yet (actual_delivery_date if it is). If exception_description is set, \
 explain the problem plainly and say what happens next. If the order has several shipments, summarise each. If \
 shipped is false, say the order has not shipped yet using message. Never invent dates or numbers.";
-
-/// JSON Schema type of a parameter's value (the WIT `json-type`), an enum so a
-/// manifest cannot name a type the host does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonType {
-    /// `"string"`.
-    String,
-    /// `"integer"`.
-    Integer,
-    /// `"number"`.
-    Number,
-    /// `"boolean"`.
-    Boolean,
-    /// `"object"`.
-    Object,
-    /// `"array"`.
-    Array,
-}
-
-/// A parameter of a method.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamSpec {
-    /// JSON property name.
-    pub name: String,
-    /// JSON Schema type.
-    pub json_type: JsonType,
-    /// Default description for the assistant.
-    pub description: String,
-    /// Whether it must be present.
-    pub required: bool,
-    /// Example value as JSON text.
-    pub example: Option<String>,
-}
-
-/// A method of the action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MethodSpec {
-    /// Machine name (kebab-case).
-    pub name: String,
-    /// Name users see.
-    pub display_name: String,
-    /// What it does, for the assistant.
-    pub description: String,
-    /// Input properties.
-    pub params: Vec<ParamSpec>,
-}
-
-/// When a default action runs in a conversation (the WIT `execution`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Execution {
-    /// When a conversation starts.
-    SessionStart,
-    /// When the assistant decides to call it.
-    DuringInteraction,
-    /// Both.
-    Both,
-}
-
-/// Which messages a default action is offered for (the WIT `trigger`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// Answers to a customer's inbound message.
-    Inbound,
-    /// Outbound replies.
-    Outbound,
-    /// Both.
-    Both,
-}
-
-/// A description that replaces a method parameter's default one for an action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParameterDescription {
-    /// The parameter's name.
-    pub param: String,
-    /// What the assistant is told about it.
-    pub description: String,
-}
-
-/// A smart action every integration of this kind gets unless the operator
-/// turns defaults off or replaces it (the WIT `default-action`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefaultAction {
-    /// Tool name the assistant sees.
-    pub name: String,
-    /// The method it calls (machine or display name).
-    pub method: String,
-    /// What the assistant is told; `None` means the method's description.
-    pub description: Option<String>,
-    /// When it runs.
-    pub execution: Execution,
-    /// Which messages it is offered for.
-    pub trigger: Trigger,
-    /// Descriptions that replace the method's defaults.
-    pub parameter_descriptions: Vec<ParameterDescription>,
-    /// How the assistant should use the result.
-    pub response_instructions: Option<String>,
-}
-
-/// The credential the host injects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialSpec {
-    /// Human name of the secret.
-    pub name: String,
-    /// Header it goes in.
-    pub header: String,
-}
-
-/// The whole manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Manifest {
-    /// Integration kind.
-    pub integration: String,
-    /// Action version.
-    pub version: String,
-    /// Methods offered.
-    pub methods: Vec<MethodSpec>,
-    /// Smart actions offered by default.
-    pub default_actions: Vec<DefaultAction>,
-    /// Hosts needed (`{base-url}` = the configured base URL's host).
-    pub outbound_hosts: Vec<String>,
-    /// Default base URL.
-    pub default_base_url: String,
-    /// Credential injected by the host.
-    pub credential: Option<CredentialSpec>,
-}
 
 /// The methods this action implements. (The Test button is not one: it is
 /// the contract's own `test-connection` export, [`crate::test_connection`].)
@@ -178,21 +58,14 @@ impl Method {
 
     fn spec(self) -> MethodSpec {
         match self {
-            Method::TrackOrder => MethodSpec {
-                name: self.name().into(),
-                display_name: self.display_name().into(),
-                description: "Track an order's shipments in ShipStation: carrier status, tracking \
-                              number and link, ship, estimated and actual delivery dates, exceptions \
-                              and scan events. Use when a customer asks where their order is."
-                    .into(),
-                params: vec![ParamSpec {
-                    name: "order_id".into(),
-                    json_type: JsonType::String,
-                    description: ORDER_ID_DESCRIPTION.into(),
-                    required: true,
-                    example: Some("\"1001\"".into()),
-                }],
-            },
+            Method::TrackOrder => MethodSpec::new(
+                self.name(),
+                self.display_name(),
+                "Track an order's shipments in ShipStation: carrier status, tracking number and link, ship, \
+                 estimated and actual delivery dates, exceptions and scan events. Use when a customer asks where \
+                 their order is.",
+            )
+            .param(ParamSpec::required("order_id", JsonType::String, ORDER_ID_DESCRIPTION).example("\"1001\"")),
         }
     }
 }
@@ -206,26 +79,14 @@ pub fn find_method(name: &str) -> Option<Method> {
 
 /// The ShipStation action's manifest.
 pub fn manifest() -> Manifest {
-    Manifest {
-        integration: "shipstation".into(),
-        version: VERSION.into(),
-        methods: Method::ALL.iter().map(|m| m.spec()).collect(),
-        default_actions: vec![DefaultAction {
-            name: Method::TrackOrder.display_name().into(),
-            method: Method::TrackOrder.display_name().into(),
-            description: None,
-            execution: Execution::DuringInteraction,
-            trigger: Trigger::Inbound,
-            parameter_descriptions: vec![],
-            response_instructions: Some(TRACK_ORDER_INSTRUCTIONS.into()),
-        }],
-        outbound_hosts: vec!["api.shipstation.com".into(), "{base-url}".into()],
-        default_base_url: DEFAULT_BASE_URL.into(),
-        credential: Some(CredentialSpec {
-            name: "ShipStation API V2 key".into(),
-            header: CREDENTIAL_HEADER.into(),
-        }),
-    }
+    let track = Method::TrackOrder.display_name();
+    Manifest::new("shipstation", VERSION)
+        .method(Method::TrackOrder.spec())
+        .default_action(DefaultAction::new(track, track).response_instructions(TRACK_ORDER_INSTRUCTIONS))
+        .outbound_host("api.shipstation.com")
+        .outbound_host("{base-url}")
+        .default_base_url(DEFAULT_BASE_URL)
+        .credential("ShipStation API V2 key", CREDENTIAL_HEADER)
 }
 
 #[cfg(test)]

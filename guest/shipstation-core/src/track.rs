@@ -17,11 +17,11 @@
 
 use crate::api::{Label, LabelList, Shipment, ShipmentList, TrackingInfo};
 use crate::client::Client;
-use crate::encode;
 use crate::input::TrackOrderInput;
 use crate::output::{ConnectionCheck, OrderTracking, ShipmentTracking, TrackOrderOutput, Tracking, TrackingEvent};
 use crate::transport::{LogLevel, Transport};
 use crate::ActionError;
+use actionbox_guest::http::{encode_component, path_with_query};
 use std::cmp::Reverse;
 
 /// Page size for shipment and label lists.
@@ -108,7 +108,7 @@ pub fn track_order(input: &TrackOrderInput, transport: &mut impl Transport) -> R
 /// The Test button: one cheap authenticated request.
 pub fn test_connection(transport: &mut impl Transport) -> Result<ConnectionCheck, ActionError> {
     let mut client = Client::new(transport);
-    let path = encode::path_with_query("/v2/shipments", &[("page", "1"), ("page_size", "1")]);
+    let path = path_with_query("/v2/shipments", &[("page", "1"), ("page_size", "1")]);
     let _: ShipmentList = client.get_json(&path, "ShipStation has no /v2/shipments endpoint at this base URL")?;
     Ok(ConnectionCheck {
         ok: true,
@@ -131,7 +131,7 @@ pub fn is_se_id(id: &str) -> bool {
 
 fn find_shipments<T: Transport>(client: &mut Client<'_, T>, order_id: &str) -> Result<Vec<Shipment>, ActionError> {
     if is_se_id(order_id) {
-        let path = format!("/v2/shipments/{}", encode::component(order_id));
+        let path = format!("/v2/shipments/{}", encode_component(order_id));
         return Ok(client.get_json_or_404::<Shipment>(&path)?.into_iter().collect());
     }
     let mut numbers = vec![order_id];
@@ -144,7 +144,7 @@ fn find_shipments<T: Transport>(client: &mut Client<'_, T>, order_id: &str) -> R
             return Ok(found);
         }
     }
-    let path = format!("/v2/shipments/external_shipment_id/{}", encode::component(order_id));
+    let path = format!("/v2/shipments/external_shipment_id/{}", encode_component(order_id));
     Ok(client
         .get_json_or_404::<Shipment>(&path)?
         .into_iter()
@@ -201,7 +201,7 @@ fn list_all<T: Transport, P: ListPage>(
     let page_size = PAGE_SIZE.to_string();
     for page in 1..=MAX_PAGES {
         let page_text = page.to_string();
-        let url = encode::path_with_query(
+        let url = path_with_query(
             path,
             &[
                 filter,
@@ -228,7 +228,7 @@ fn tracking_of<T: Transport>(client: &mut Client<'_, T>, label: &Label) -> Resul
     let Some(label_id) = label.label_id.as_deref() else {
         return Ok(from_label(label));
     };
-    let path = format!("/v2/labels/{}/track", encode::component(label_id));
+    let path = format!("/v2/labels/{}/track", encode_component(label_id));
     match client.get_json_or_404::<TrackingInfo>(&path) {
         Ok(Some(info)) => Ok(merge(info, label)),
         Ok(None) => {

@@ -1,55 +1,19 @@
-//! The boundary between the ShipStation logic and whatever sends HTTP.
+//! The boundary between the ShipStation logic and whatever sends HTTP: the
+//! wasm component implements [`Transport`] over the SDK's `wasi:http` client;
+//! tests, fuzzers and the native benchmark over anything else. The request,
+//! response and error types are the SDK's, so the component passes them
+//! through unchanged.
 
 use std::time::Duration;
 
-/// A complete HTTP response, body read into memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// HTTP status code.
-    pub status: u16,
-    /// Response headers; names in lower case.
-    pub headers: Vec<(String, String)>,
-    /// The body bytes.
-    pub body: Vec<u8>,
-}
+/// A complete HTTP response, body read into memory (the SDK's).
+pub use actionbox_guest::http::Response as HttpResponse;
 
-impl HttpResponse {
-    /// The first value of header `name` (case-insensitive), if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
+/// Why a request produced no response (the SDK's).
+pub use actionbox_guest::http::HttpError as TransportError;
 
-/// Why a request produced no response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportError {
-    /// The sandbox refused the request (host not allowed, address blocked, …).
-    Denied(String),
-    /// The request did not complete within the time it was given.
-    Timeout(String),
-    /// The connection failed (refused, reset, DNS, TLS, protocol error).
-    Connection(String),
-    /// The response body was larger than the action accepts.
-    TooLarge(String),
-}
-
-/// Severity of a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Very detailed tracing.
-    Trace,
-    /// Details useful when debugging.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something unexpected that was handled.
-    Warn,
-    /// Something failed.
-    Error,
-}
+/// Severity of a log line (the contract's `log.level`).
+pub use actionbox_guest::log::Level as LogLevel;
 
 /// What the ShipStation logic needs from its environment.
 pub trait Transport {

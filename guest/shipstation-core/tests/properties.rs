@@ -2,12 +2,13 @@
 //! panics, always answers with the contract's shape or a typed error, and
 //! stays within its request bounds.
 
+use actionbox_guest::http::encode_component;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use shipstation_core::input::TrackOrderInput;
 use shipstation_core::manifest::manifest;
 use shipstation_core::testing::ScriptedTransport;
-use shipstation_core::{encode, invoke, test_connection, ActionError};
+use shipstation_core::{invoke, test_connection, ActionError};
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -175,7 +176,7 @@ proptest! {
 
     #[test]
     fn percent_encoding_is_reversible_and_opaque(s in ".{0,40}") {
-        let encoded = encode::component(&s);
+        let encoded = encode_component(&s);
         prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
         let mut out = Vec::new();
         let bytes = encoded.as_bytes();

@@ -294,7 +294,8 @@ impl ActionComponent {
         }
         let hooks = OutboundHooks::new(Arc::new(policy), deadline)
             .with_pool(self.connections.clone())
-            .with_trace(trace.requests());
+            .with_trace(trace.requests())
+            .with_mode(integration.outbound_mode.clone());
         let mut settings = WasiConfigVariables::new();
         settings.insert("base_url", integration.base_url.to_string());
         Ok(HostState::new(hooks, settings, integration.limits, deadline))

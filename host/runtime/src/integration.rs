@@ -8,7 +8,7 @@
 
 use crate::deadline::ActionTimeout;
 use crate::limits::SandboxLimits;
-use crate::outbound::{BaseUrl, CredentialHeader};
+use crate::outbound::{BaseUrl, CredentialHeader, OutboundMode};
 use crate::secret::ApiKey;
 use crate::telemetry::CallLabels;
 use std::collections::BTreeMap;
@@ -39,6 +39,12 @@ pub struct IntegrationSettings {
     pub propagate_trace: bool,
     /// What the call's trace says about it (action, integration, workspace).
     pub labels: CallLabels,
+    /// Whether the call's requests go to the upstream (`Live`), go there and
+    /// are kept for a recording file (`actionbox debug --record`), or are
+    /// answered from one (`actionbox run --replay`). Only the operator's
+    /// command line sets it; the policy admits or refuses each request the
+    /// same in every mode (`outbound/replay.rs`).
+    pub outbound_mode: OutboundMode,
 }
 
 impl IntegrationSettings {
@@ -53,6 +59,7 @@ impl IntegrationSettings {
             pinned_addresses: BTreeMap::new(),
             propagate_trace: false,
             labels: CallLabels::default(),
+            outbound_mode: OutboundMode::Live,
         }
     }
 }

@@ -17,18 +17,21 @@
 //!   - `outbound::transport`: resolve, connect, TLS, one exchange on a checked address;
 //!   - [`outbound::body`]: size-capped bodies, the key scrubbed from responses;
 //!   - [`outbound::record`]: what a call's requests did and what the sandbox stopped, bounded;
+//!   - `outbound::trace`: each request's span, and the `traceparent` it may carry upstream;
+//!   - [`outbound::replay`]: recording a call's exchanges (never the key) and answering from a recording;
 //!   - [`outbound::pool`]: keep-alive connections, keyed by checked peer, address and credential;
 //! - [`limits`]: every per-call limit (memory, host resources, requests, log, …);
 //! - [`deadline`]: the 10–180 s timeout and the per-call deadline;
 //! - [`state`]: the store's data (WASI contexts with every capability off, settings, guest log);
 //! - [`integration`]: base URL, timeout, key and limits of one call;
 //! - [`artifact_cache`]: precompiled components, keyed by content and engine, tagged;
+//! - [`check`]: the gate a platform runs on a component before accepting it (`actionbox check`, registration);
 //! - [`secret`]: the API key type that never prints;
 //! - [`telemetry`]: the OpenTelemetry spans of a call (API only; the application installs the exporter);
 //! - [`error`]: the typed failure of a call.
 //!
-//! Modules depend one way: `engine` → `component` → `report`, `failure`,
-//! `outbound`, `state`; `outbound` depends on none of those.
+//! Modules depend one way: `engine` → `component` → `telemetry`, `report`,
+//! `failure`, `outbound`, `state`; `outbound` depends on none of those.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -49,6 +52,7 @@
 
 pub mod artifact_cache;
 mod bindings;
+pub mod check;
 pub mod component;
 pub mod deadline;
 pub mod engine;

@@ -10,9 +10,10 @@ use actionbox_runtime::component::ActionComponent;
 use actionbox_runtime::deadline::ActionTimeout;
 use actionbox_runtime::integration::IntegrationSettings;
 use actionbox_runtime::kinds::{IntegrationKind, KindCredential, KindRegistry};
-use actionbox_runtime::outbound::{BaseUrl, CredentialHeader};
+use actionbox_runtime::outbound::{BaseUrl, CredentialHeader, OutboundMode, Replay};
 use actionbox_runtime::secret::ApiKey;
 use anyhow::{bail, Context, Result};
+use std::sync::Arc;
 
 impl IntegrationArgs {
     /// The operator's settings for `action`: base URL and credential header
@@ -52,7 +53,8 @@ impl IntegrationArgs {
                 None => None,
             },
         };
-        if let (None, Some(wanted)) = (&api_key, &manifest.credential) {
+        // A replayed call sends nothing, so it needs no key.
+        if let (None, Some(wanted), None) = (&api_key, &manifest.credential, &self.replay) {
             let env = credential
                 .as_ref()
                 .and_then(|c| c.default_env.clone())
@@ -68,6 +70,9 @@ impl IntegrationArgs {
         }
         let mut settings = kind.settings(operator_base, api_key);
         settings.timeout = timeout;
+        if let Some(path) = &self.replay {
+            settings.outbound_mode = OutboundMode::Replay(Arc::new(Replay::load(path).context("--replay")?));
+        }
         Ok(settings)
     }
 

@@ -716,10 +716,14 @@ async fn register_component(
             v["reference"] = json!(format!("sha256:{}", info.sha256));
             created(is_new, v)
         }
-        Err(e) => error_response(
-            StatusCode::BAD_REQUEST,
-            problem("invalid-component", format_args!("{e:#}")),
-        ),
+        Err(e) => match e.downcast_ref::<crate::workspaces::registry::ComponentRefused>() {
+            // The check refused it: 422 with every finding.
+            Some(refused) => error_response(StatusCode::UNPROCESSABLE_ENTITY, refused.problem()),
+            None => error_response(
+                StatusCode::BAD_REQUEST,
+                problem("invalid-component", format_args!("{e:#}")),
+            ),
+        },
     }
 }
 

@@ -3,15 +3,17 @@
 //! on the ShipStation component hold one compiled component and one
 //! pre-instance between them.
 //!
-//! A component is admitted at registration exactly as a config file's would
-//! be at load: it must be an `actionbox:action@0.2.0` component that links
-//! against this host, describe itself within bounds, and be of a kind the
-//! operator's registry admits. Bytes read back from the store are checked
+//! A component is admitted at registration by the checks `actionbox check`
+//! runs (`actionbox_runtime::check`), which include what a config file's
+//! component gets at load: it must be an `actionbox:action@0.2.0` component
+//! that links against this host, describe itself fast and within bounds, and
+//! be of a kind the operator's registry admits. Bytes read back from the store are checked
 //! against their SHA-256 before they are compiled, so a row changed behind
 //! the server's back is refused rather than run under another name.
 
 use crate::catalog::ComponentSource;
 use crate::config::ComponentRef;
+use actionbox_runtime::check::{check_bytes, CheckOptions, CheckReport, Level};
 use actionbox_runtime::component::ActionComponent;
 use actionbox_runtime::engine::ActionEngine;
 use actionbox_runtime::kinds::KindRegistry;
@@ -26,6 +28,34 @@ use std::sync::Arc;
 /// component is ~230 KB; the cap bounds what one upload makes the server
 /// hold and compile.
 pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why registration refused a component: the check's report. The admin API
+/// answers it as 422 with the findings (`server/workspace_api.rs`).
+#[derive(Debug)]
+pub struct ComponentRefused(pub CheckReport);
+
+impl ComponentRefused {
+    /// The error body: `{"kind": "component-refused", "message", "request_id"}`
+    /// (the shape of every error) with the report's `ok`, `component`,
+    /// `asks` and `findings` beside them.
+    pub fn problem(&self) -> serde_json::Value {
+        let mut body = crate::present::problem("component-refused", self.0.summary());
+        if let (Some(body), Ok(serde_json::Value::Object(report))) =
+            (body.as_object_mut(), serde_json::to_value(&self.0))
+        {
+            body.extend(report);
+        }
+        body
+    }
+}
+
+impl std::fmt::Display for ComponentRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.summary())
+    }
+}
+
+impl std::error::Error for ComponentRefused {}
 
 /// The shared, compiled components of this replica.
 pub struct ComponentRegistry {
@@ -51,18 +81,23 @@ impl ComponentRegistry {
         self.loaded.lock().await.len()
     }
 
-    /// Check `bytes` as a component this host would run and register it;
-    /// `true` when it was new.
+    /// Check `bytes` as a component this host would run (`actionbox check`'s
+    /// checks, the kind registry's kinds only) and register it; `true` when it
+    /// was new. A component the check refuses is a [`ComponentRefused`].
     pub async fn register(&self, bytes: &[u8], actor: &str) -> Result<(ComponentInfo, bool)> {
-        if bytes.len() > MAX_COMPONENT_BYTES {
-            bail!(
-                "the component is {} bytes, more than the {MAX_COMPONENT_BYTES} this server accepts",
-                bytes.len()
-            );
-        }
         let sha = hex(&Sha256::digest(bytes));
         let origin = format!("sha256:{sha}");
-        let component = self.engine.load_bytes(bytes, Path::new(&origin)).await?;
+        let options = CheckOptions {
+            max_component_bytes: MAX_COMPONENT_BYTES as u64,
+            kinds: &self.kinds,
+            unknown_kind: Level::Error,
+        };
+        let (report, component) = check_bytes(&self.engine, bytes, Path::new(&origin), &options)
+            .await
+            .into_parts();
+        let Some(component) = component else {
+            return Err(ComponentRefused(report).into());
+        };
         let manifest = component.manifest();
         self.kinds.admit(manifest)?;
         let summary = serde_json::to_value(manifest).context("cannot summarize the manifest")?;

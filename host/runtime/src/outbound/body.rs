@@ -14,6 +14,11 @@
 //!   response header, body or trailer has it replaced with `[redacted]`
 //!   before the action sees it, and the report says so.
 //!
+//! The size cap and the scrubber of a response are one `ResponseBodyChecks`,
+//! which a replayed response (`replay.rs`) passes through too; when a call
+//! is recorded, both bodies are copied from here as the wire and the guest
+//! see them.
+//!
 //! They share a module (a little over 400 lines) because they meet at the
 //! end of a response: the guard releases the scrubber's held-back bytes and
 //! the connection there, and whether the request body was cut decides if
@@ -21,6 +26,7 @@
 
 use super::pool::{checkin_when_ready, ConnectionPool, PooledConnection, READY_WAIT};
 use super::record::CallRecorder;
+use super::replay::CaptureSlot;
 use crate::deadline::ActionDeadline;
 use crate::limits::SandboxViolation;
 use crate::secret::ApiKey;
@@ -54,42 +60,160 @@ pub(crate) struct ResponseGuard {
     pub deadline: ActionDeadline,
     /// Longest wait for the next byte (the guest's `between-bytes-timeout`).
     pub between_bytes_timeout: Option<Duration>,
-    /// Cap on the body, in bytes.
-    pub limit: u64,
-    /// Where violations go and body bytes are counted.
-    pub recorder: Arc<CallRecorder>,
-    /// The request's record slot.
-    pub record_index: Option<usize>,
-    /// Replaces the key where the upstream reflects it (`None`: no key sent).
-    pub scrubber: Option<KeyScrubber>,
-    /// `METHOD url` of the request, for violation messages.
-    pub what: String,
     /// Where a cleanly ended exchange leaves its connection.
     pub pool: Option<Arc<ConnectionPool>>,
     /// Set when the request body was cut: its connection is never reused.
     pub poisoned: Arc<AtomicBool>,
+    /// The size cap and the key scrubber (and the recording, if any).
+    pub checks: ResponseBodyChecks,
 }
 
 /// The response as the guest gets it: the key scrubbed from its headers
 /// (recorded as a violation), its body a [`GuardedBody`] that owns `conn`.
 pub(crate) fn guard_response(
-    mut response: Response<hyper::body::Incoming>,
+    response: Response<hyper::body::Incoming>,
     conn: PooledConnection,
-    guard: ResponseGuard,
+    mut guard: ResponseGuard,
 ) -> Response<WasiBody> {
-    if let Some(scrubber) = &guard.scrubber {
-        let scrubbed = scrubber.scrub_headers(response.headers_mut());
-        if scrubbed > 0 {
-            guard.recorder.violation(SandboxViolation::KeyReflected {
-                message: format!(
-                    "the upstream's response to {} carried the integration's key in {scrubbed} header(s); \
-                     it was replaced with [redacted] before the action saw it",
-                    guard.what
-                ),
-            });
+    let (mut parts, incoming) = response.into_parts();
+    guard.checks.check_head(parts.status, &mut parts.headers);
+    Response::from_parts(parts, GuardedBody::new(incoming, conn, guard).boxed_unsync())
+}
+
+/// What every response the guest reads passes through, from the network or
+/// from a recording (`replay.rs`): the size cap (its bytes counted into the
+/// request's record), the key scrubber, and, when the call is recorded, the
+/// copy of what the guest saw.
+pub(crate) struct ResponseBodyChecks {
+    /// Cap on the body, in bytes.
+    limit: u64,
+    /// Body bytes seen so far.
+    seen: u64,
+    /// Where violations go and body bytes are counted.
+    recorder: Arc<CallRecorder>,
+    /// The request's record slot.
+    record_index: Option<usize>,
+    /// Replaces the key where the upstream reflects it (`None`: no key sent).
+    scrubber: Option<KeyScrubber>,
+    /// `METHOD url` of the request, for violation messages.
+    what: String,
+    /// Where the exchange is recorded, when the call is.
+    capture: Option<CaptureSlot>,
+}
+
+impl ResponseBodyChecks {
+    /// Checks for a body of at most `limit` bytes, counted into record
+    /// `record_index` of `recorder`, with the key `scrubber`; `what` (`METHOD
+    /// url`) names the request in violations.
+    pub(crate) fn new(
+        limit: u64,
+        recorder: Arc<CallRecorder>,
+        record_index: Option<usize>,
+        scrubber: Option<KeyScrubber>,
+        what: String,
+    ) -> Self {
+        Self {
+            limit,
+            seen: 0,
+            recorder,
+            record_index,
+            scrubber,
+            what,
+            capture: None,
         }
     }
-    response.map(move |incoming| GuardedBody::new(incoming, conn, guard).boxed_unsync())
+
+    /// Also copy what the guest sees into `capture` (a recorded call).
+    pub(crate) fn recording_to(mut self, capture: Option<CaptureSlot>) -> Self {
+        self.capture = capture;
+        self
+    }
+
+    /// Scrub the key from the response head's `headers` (a violation if it
+    /// was there), then record the head as the guest gets it.
+    pub(crate) fn check_head(&mut self, status: http::StatusCode, headers: &mut http::HeaderMap) {
+        if let Some(scrubber) = &self.scrubber {
+            let scrubbed = scrubber.scrub_headers(headers);
+            if scrubbed > 0 {
+                self.recorder.violation(SandboxViolation::KeyReflected {
+                    message: format!(
+                        "the upstream's response to {} carried the integration's key in {scrubbed} header(s); \
+                         it was replaced with [redacted] before the action saw it",
+                        self.what
+                    ),
+                });
+            }
+        }
+        if let Some(capture) = &self.capture {
+            capture.response_head(status, headers);
+        }
+    }
+
+    /// Count a data chunk against the limit (failing past it: the caller
+    /// cuts the body), then scrub it; `None` when the scrubber holds back
+    /// all of it.
+    pub(crate) fn pass_data(&mut self, data: Bytes) -> Result<Option<Bytes>, HttpError> {
+        self.seen += data.len() as u64;
+        let seen = self.seen;
+        self.recorder.update(self.record_index, |r| r.response_bytes = seen);
+        if self.seen > self.limit {
+            self.recorder.violation(SandboxViolation::LimitExceeded {
+                message: format!(
+                    "an outbound response body passed {} bytes and was cut off (limits.max_response_body_bytes)",
+                    self.limit
+                ),
+            });
+            return Err(HttpError::HttpResponseBodySize(Some(self.limit)));
+        }
+        let out = match self.scrubber.as_mut() {
+            None => data,
+            Some(scrubber) => {
+                let before = scrubber.found;
+                let out = scrubber.feed(&data);
+                if before == 0 && scrubber.found > 0 {
+                    self.recorder.violation(SandboxViolation::KeyReflected {
+                        message: format!(
+                            "the upstream's response body to {} contained the integration's key; it was replaced \
+                             with [redacted] before the action saw it",
+                            self.what
+                        ),
+                    });
+                }
+                out
+            }
+        };
+        if let Some(capture) = &self.capture {
+            capture.response_data(&out);
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Scrub the key from the trailers.
+    pub(crate) fn pass_trailers(&self, mut trailers: http::HeaderMap) -> http::HeaderMap {
+        if let Some(scrubber) = &self.scrubber {
+            if scrubber.scrub_headers(&mut trailers) > 0 {
+                self.recorder.violation(SandboxViolation::KeyReflected {
+                    message: format!(
+                        "the upstream's response trailers to {} carried the integration's key; it was replaced \
+                         with [redacted]",
+                        self.what
+                    ),
+                });
+            }
+        }
+        trailers
+    }
+
+    /// The body ended cleanly: the bytes the scrubber held back (they can no
+    /// longer start the key), and the recorded body is complete.
+    pub(crate) fn finish(&mut self) -> Bytes {
+        let rest = self.scrubber.as_mut().map(KeyScrubber::finish).unwrap_or_default();
+        if let Some(capture) = &self.capture {
+            capture.response_data(&rest);
+            capture.response_end();
+        }
+        rest
+    }
 }
 
 /// A response body that stops at the call's deadline, after too long without
@@ -103,14 +227,8 @@ struct GuardedBody {
     deadline: Pin<Box<tokio::time::Sleep>>,
     idle_limit: Option<Duration>,
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
-    limit: u64,
-    seen: u64,
-    recorder: Arc<CallRecorder>,
-    record_index: Option<usize>,
-    /// Replaces the key where the upstream reflects it (`None`: no key sent).
-    scrubber: Option<KeyScrubber>,
-    /// `METHOD url` of the request, for violation messages.
-    what: String,
+    /// The size cap and the key scrubber.
+    checks: ResponseBodyChecks,
     /// The connection the response arrives on, until it is released.
     conn: Option<PooledConnection>,
     pool: Option<Arc<ConnectionPool>>,
@@ -129,12 +247,7 @@ impl GuardedBody {
             deadline: Box::pin(tokio::time::sleep_until(guard.deadline.instant().into())),
             idle_limit: guard.between_bytes_timeout,
             idle: guard.between_bytes_timeout.map(|d| Box::pin(tokio::time::sleep(d))),
-            limit: guard.limit,
-            seen: 0,
-            recorder: guard.recorder,
-            record_index: guard.record_index,
-            scrubber: guard.scrubber,
-            what: guard.what,
+            checks: guard.checks,
             conn: Some(conn),
             pool: guard.pool,
             poisoned: guard.poisoned,
@@ -190,55 +303,6 @@ impl GuardedBody {
             }
         }
     }
-
-    /// Count a data chunk against the limit (cutting the body past it), then
-    /// scrub it; `None` when the scrubber holds back all of it.
-    fn pass_data(&mut self, data: Bytes) -> Result<Option<Bytes>, HttpError> {
-        self.seen += data.len() as u64;
-        let seen = self.seen;
-        self.recorder.update(self.record_index, |r| r.response_bytes = seen);
-        if self.seen > self.limit {
-            self.discard();
-            self.recorder.violation(SandboxViolation::LimitExceeded {
-                message: format!(
-                    "an outbound response body passed {} bytes and was cut off (limits.max_response_body_bytes)",
-                    self.limit
-                ),
-            });
-            return Err(HttpError::HttpResponseBodySize(Some(self.limit)));
-        }
-        let Some(scrubber) = self.scrubber.as_mut() else {
-            return Ok(Some(data));
-        };
-        let before = scrubber.found;
-        let out = scrubber.feed(&data);
-        if before == 0 && scrubber.found > 0 {
-            self.recorder.violation(SandboxViolation::KeyReflected {
-                message: format!(
-                    "the upstream's response body to {} contained the integration's key; it was replaced with \
-                     [redacted] before the action saw it",
-                    self.what
-                ),
-            });
-        }
-        Ok((!out.is_empty()).then_some(out))
-    }
-
-    /// Scrub the key from the trailers.
-    fn pass_trailers(&self, mut trailers: http::HeaderMap) -> http::HeaderMap {
-        if let Some(scrubber) = &self.scrubber {
-            if scrubber.scrub_headers(&mut trailers) > 0 {
-                self.recorder.violation(SandboxViolation::KeyReflected {
-                    message: format!(
-                        "the upstream's response trailers to {} carried the integration's key; it was replaced \
-                         with [redacted]",
-                        self.what
-                    ),
-                });
-            }
-        }
-        trailers
-    }
 }
 
 impl Drop for GuardedBody {
@@ -274,15 +338,18 @@ impl Body for GuardedBody {
                         idle.as_mut().reset(tokio::time::Instant::now() + limit);
                     }
                     let frame = match frame.into_data() {
-                        Ok(data) => match this.pass_data(data) {
+                        Ok(data) => match this.checks.pass_data(data) {
                             Ok(Some(data)) => Frame::data(data),
                             // All of it may be the start of the key: wait
                             // for more before handing anything on.
                             Ok(None) => continue,
-                            Err(e) => return Poll::Ready(Some(Err(e))),
+                            Err(e) => {
+                                this.discard();
+                                return Poll::Ready(Some(Err(e)));
+                            }
                         },
                         Err(frame) => match frame.into_trailers() {
-                            Ok(trailers) => Frame::trailers(this.pass_trailers(trailers)),
+                            Ok(trailers) => Frame::trailers(this.checks.pass_trailers(trailers)),
                             Err(_) => continue,
                         },
                     };
@@ -295,10 +362,9 @@ impl Body for GuardedBody {
                 Poll::Ready(None) => {
                     this.ended = true;
                     // What the scrubber held back can no longer start the key.
-                    if let Some(rest) = this.scrubber.as_mut().map(KeyScrubber::finish) {
-                        if !rest.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(rest))));
-                        }
+                    let rest = this.checks.finish();
+                    if !rest.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
                     }
                     return this.finish(cx);
                 }
@@ -332,6 +398,8 @@ pub(crate) struct LimitedRequestBody {
     recorder: Arc<CallRecorder>,
     /// Set when the body is cut, so its connection is never reused.
     poisoned: Arc<AtomicBool>,
+    /// Where the body as sent is recorded, when the call is.
+    capture: Option<CaptureSlot>,
 }
 
 impl LimitedRequestBody {
@@ -343,7 +411,14 @@ impl LimitedRequestBody {
             sent: 0,
             recorder,
             poisoned,
+            capture: None,
         }
+    }
+
+    /// Also copy the body as sent into `capture` (a recorded call).
+    pub(crate) fn recording_to(mut self, capture: Option<CaptureSlot>) -> Self {
+        self.capture = capture;
+        self
     }
 }
 
@@ -356,12 +431,18 @@ impl Body for LimitedRequestBody {
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Err(_))) = &frame {
             this.poisoned.store(true, Ordering::Release);
+            if let Some(capture) = &this.capture {
+                capture.request_cut();
+            }
         }
         if let Poll::Ready(Some(Ok(f))) = &frame {
             if let Some(data) = f.data_ref() {
                 this.sent += data.len() as u64;
                 if this.sent > this.limit {
                     this.poisoned.store(true, Ordering::Release);
+                    if let Some(capture) = &this.capture {
+                        capture.request_cut();
+                    }
                     this.recorder.violation(SandboxViolation::LimitExceeded {
                         message: format!(
                             "an outbound request body passed {} bytes (limits.max_request_body_bytes)",
@@ -369,6 +450,9 @@ impl Body for LimitedRequestBody {
                         ),
                     });
                     return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(this.limit)))));
+                }
+                if let Some(capture) = &this.capture {
+                    capture.request_data(data);
                 }
             }
         }

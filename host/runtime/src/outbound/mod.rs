@@ -28,6 +28,12 @@
 //! counted), warnings are logged for the first few only, and after
 //! `limits.max_refused_requests` refusals the call is stopped.
 //!
+//! A call may also be recorded or replayed (`replay.rs`, [`OutboundMode`]):
+//! recording keeps a copy of each exchange (without the key) on top of
+//! steps 1–5; replaying keeps steps 1, 3 and 5 and the body bounds, and
+//! replaces resolving, connecting and sending with the recording's answer —
+//! nothing is dialled, and a request the recording lacks is refused.
+//!
 //! A refused request fails inside the guest as `HttpRequestDenied` (a
 //! refused address as `DestinationIpProhibited`); the host log and the
 //! report say what was refused and which setting governs it.
@@ -41,6 +47,8 @@ pub mod body;
 pub mod policy;
 pub mod pool;
 pub mod record;
+pub mod replay;
+pub(crate) mod trace;
 mod transport;
 
 pub use base_url::{BaseUrl, NonPublicScope};
@@ -48,18 +56,20 @@ pub use body::KeyScrubber;
 pub use policy::{CredentialHeader, OutboundPolicy};
 pub use pool::ConnectionPool;
 pub use record::{CallRecorder, OutboundRecord, RequestFailure};
+pub use replay::{ExchangeCapture, OutboundMode, Recording, Replay};
 
 use crate::deadline::ActionDeadline;
 use crate::limits::{CallStop, SandboxViolation};
-use crate::telemetry::RequestSpans;
-use body::{guard_response, LimitedRequestBody, ResponseGuard};
+use body::{guard_response, LimitedRequestBody, ResponseBodyChecks, ResponseGuard};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use policy::Target;
+use replay::CaptureSlot;
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
+use trace::RequestSpans;
 use transport::{Peer, Transport};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -76,6 +86,8 @@ pub struct OutboundHooks {
     /// The call's request spans (and whether `traceparent` goes upstream);
     /// `None` traces nothing (`describe`).
     trace: Option<Arc<RequestSpans>>,
+    /// Live, recorded, or answered from a recording.
+    mode: OutboundMode,
 }
 
 impl OutboundHooks {
@@ -88,7 +100,15 @@ impl OutboundHooks {
             requests: 0,
             pool: None,
             trace: None,
+            mode: OutboundMode::Live,
         }
+    }
+
+    /// Record the exchanges, or answer them from a recording (the policy
+    /// still admits or refuses each request first).
+    pub fn with_mode(mut self, mode: OutboundMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// Give each request a span in the call's trace.
@@ -125,6 +145,53 @@ impl OutboundHooks {
             return Err(HttpError::HttpRequestDenied);
         }
         self.policy.admit(request, &self.recorder, record)
+    }
+
+    /// Answer the admitted `request` from `replay` instead of the network:
+    /// the first unused exchange with its method and path, its body through
+    /// the same checks as a live one; the request body is read (and
+    /// bounded) as the network would. A request the recording lacks is
+    /// refused and recorded as such.
+    fn replay(
+        &self,
+        replay: &Replay,
+        request: Request<WasiBody>,
+        record: &mut OutboundRecord,
+        index: Option<usize>,
+    ) -> Result<(Response<WasiBody>, IoFuture), HttpError> {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let exchange = match replay.take(request.method().as_str(), path) {
+            Ok(exchange) => exchange,
+            Err(message) => {
+                self.recorder.refused(SandboxViolation::Denied { message });
+                return Err(HttpError::HttpRequestDenied);
+            }
+        };
+        record.status = Some(exchange.status);
+        let checks = ResponseBodyChecks::new(
+            self.policy.max_response_bytes,
+            self.recorder.clone(),
+            index,
+            KeyScrubber::for_key(self.policy.api_key.as_ref()),
+            format!("{} {}", record.method, record.url),
+        );
+        let response = replay::replayed_response(exchange, checks);
+        let body = LimitedRequestBody::new(
+            request.into_body(),
+            self.policy.max_request_body_bytes,
+            self.recorder.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let deadline = self.deadline;
+        // The request body goes nowhere, but is read as the network would
+        // (so a guest still writing it is not stuck, and its bound holds).
+        let io: IoFuture = Box::new(async move {
+            let mut body = std::pin::pin!(body);
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(deadline.remaining(), drain).await;
+            Ok(())
+        });
+        Ok((response, io))
     }
 }
 
@@ -183,6 +250,15 @@ impl WasiHttpHooks for OutboundHooks {
         if trace.is_some_and(|t| t.header(request.headers_mut())) {
             record.set_request_headers(request.headers());
         }
+        let capture = match &self.mode {
+            OutboundMode::Live => None,
+            OutboundMode::Record(capture) => capture.start(&request, &self.policy),
+            OutboundMode::Replay(replay) => {
+                let result = self.replay(replay, request, &mut record, index);
+                self.recorder.finish(index, record, started, result.as_ref().err());
+                return Box::new(std::future::ready(result));
+            }
+        };
         let outgoing = Outgoing {
             transport: Transport {
                 peer: Peer::new(target, self.policy.credential_fingerprint()),
@@ -193,6 +269,7 @@ impl WasiHttpHooks for OutboundHooks {
             policy: self.policy.clone(),
             recorder: self.recorder.clone(),
             index,
+            capture,
         };
         Box::new(async move {
             let recorder = outgoing.recorder.clone();
@@ -210,6 +287,8 @@ struct Outgoing {
     recorder: Arc<CallRecorder>,
     /// Its record's slot.
     index: Option<usize>,
+    /// Where the exchange is recorded, when the call is.
+    capture: Option<CaptureSlot>,
 }
 
 impl Outgoing {
@@ -231,21 +310,29 @@ impl Outgoing {
             self.recorder.clone(),
             poisoned.clone(),
         );
-        let request =
-            request.map(move |body| LimitedRequestBody::new(body, limit, recorder, body_poisoned).boxed_unsync());
+        let capture = self.capture.clone();
+        let request = request.map(move |body| {
+            LimitedRequestBody::new(body, limit, recorder, body_poisoned)
+                .recording_to(capture)
+                .boxed_unsync()
+        });
         let (response, conn) = self.transport.send(&addrs, request, record).await?;
         record.status = Some(response.status().as_u16());
 
+        let checks = ResponseBodyChecks::new(
+            self.policy.max_response_bytes,
+            self.recorder,
+            self.index,
+            KeyScrubber::for_key(self.policy.api_key.as_ref()),
+            format!("{} {}", record.method, record.url),
+        )
+        .recording_to(self.capture);
         let guard = ResponseGuard {
             deadline: self.transport.deadline,
             between_bytes_timeout: self.transport.between_bytes_timeout(),
-            limit: self.policy.max_response_bytes,
-            recorder: self.recorder,
-            record_index: self.index,
-            scrubber: KeyScrubber::for_key(self.policy.api_key.as_ref()),
-            what: format!("{} {}", record.method, record.url),
             pool: self.transport.pool.clone(),
             poisoned,
+            checks,
         };
         let response = guard_response(response, conn, guard);
         // The connection runs in its own task (it outlives this exchange when it

@@ -3,6 +3,7 @@
 //! Run one area with `cargo test -p actionbox-e2e -- <module>::`.
 
 mod artifact_cache;
+mod check;
 mod cli;
 mod config;
 mod connection_reuse;
@@ -15,6 +16,7 @@ mod jco;
 mod load;
 mod mcp_remote;
 mod python_action;
+mod replay;
 mod serve;
 mod serve_hostile_clients;
 mod telemetry;

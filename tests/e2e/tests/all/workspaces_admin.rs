@@ -137,7 +137,8 @@ async fn validation_errors_name_the_field() {
                 Some(("application/wasm", &bytes)),
             )
             .await;
-        assert_eq!(r.status, 400, "{what}: {r}");
+        // Refused by `actionbox check`, the upload gate: 422 with its findings.
+        assert_eq!(r.status, 422, "{what}: {r}");
         assert!(!r.error_message().is_empty(), "{what}: the reason is given: {r}");
     }
     let components = api.get(OPERATOR, "/v1/admin/components").await.expect(200).json();
