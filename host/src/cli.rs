@@ -15,7 +15,7 @@ use crate::config::{Direction, Phase};
 use actionbox_runtime::component::ActionComponent;
 use actionbox_runtime::deadline::DEFAULT_TIMEOUT_SECS;
 use actionbox_runtime::engine::ActionEngine;
-use actionbox_runtime::error::InvokeError;
+use actionbox_runtime::error::{one_line, InvokeError};
 use actionbox_runtime::kinds::KindRegistry;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -840,13 +840,4 @@ fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-}
-
-/// Fold a message onto one line (guest output may hold newlines).
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }

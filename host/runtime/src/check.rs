@@ -57,7 +57,7 @@ use crate::artifact_cache;
 use crate::bindings::CONTRACT_VERSION;
 use crate::component::ActionComponent;
 use crate::engine::ActionEngine;
-use crate::error::guest_text;
+use crate::error::{guest_text, one_line};
 use crate::kinds::KindRegistry;
 use crate::manifest::{Execution, Manifest, Trigger};
 use anyhow::{Context, Result};
@@ -807,16 +807,6 @@ fn named_list<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
         list.push_str(&format!(" and {more} more"));
     }
     Some(list)
-}
-
-/// An error chain on one line (the host's own line breaks; guest text in it
-/// was defused where it was quoted).
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 #[cfg(test)]

@@ -184,6 +184,16 @@ impl std::error::Error for InvokeError {}
 /// Longest message taken from a guest, in bytes.
 pub const MAX_GUEST_MESSAGE_BYTES: usize = 4 * 1024;
 
+/// A message on one line: an error chain's line breaks (the host's own;
+/// guest text in it was defused where it was quoted) become ` | `.
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// Make text that came from an untrusted action safe to print: characters
 /// that can forge, hide or reorder what a person reads become `\u{..}`
 /// escapes (see [`needs_escape`]), and it is cut to `max` bytes (then `…`).

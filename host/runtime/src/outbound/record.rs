@@ -94,9 +94,17 @@ impl RequestFailure {
 impl OutboundRecord {
     /// The record of `request` as the guest made it, before the policy.
     pub(crate) fn for_request<B>(request: &Request<B>) -> Self {
+        Self::new(
+            &guest_text(request.method().as_str(), 32),
+            &guest_text(&request.uri().to_string(), RECORD_URL_BYTES),
+        )
+    }
+
+    /// A record of `method url` with nothing known yet.
+    pub(crate) fn new(method: &str, url: &str) -> Self {
         Self {
-            method: guest_text(request.method().as_str(), 32),
-            url: guest_text(&request.uri().to_string(), RECORD_URL_BYTES),
+            method: method.to_string(),
+            url: url.to_string(),
             request_headers: Vec::new(),
             status: None,
             error: None,
@@ -286,19 +294,7 @@ mod tests {
     fn records_and_violations_are_capped_and_refusals_stop_the_call() {
         let limits = SandboxLimits::default();
         let r = CallRecorder::new(limits.max_outbound_requests, limits.max_refused_requests);
-        let record = OutboundRecord {
-            method: "GET".into(),
-            url: "u".into(),
-            request_headers: vec![],
-            status: None,
-            error: None,
-            started_us: 0,
-            duration_ms: 0,
-            duration_us: 0,
-            response_bytes: 0,
-            reused_connection: false,
-            failure: None,
-        };
+        let record = OutboundRecord::new("GET", "u");
         for _ in 0..10_000 {
             r.reserve(&record);
             r.refused(SandboxViolation::Denied { message: "no".into() });

@@ -282,19 +282,8 @@ impl Body for ReplayedBody {
 
 #[cfg(test)]
 mod tests {
+    use super::recording::tests::exchange;
     use super::*;
-
-    fn exchange(method: &str, path: &str, body: &str) -> RecordedExchange {
-        RecordedExchange {
-            method: method.into(),
-            path: path.into(),
-            request_headers: vec![("accept".into(), "application/json".into())],
-            request_body: RecordedBody::default(),
-            status: 200,
-            response_headers: vec![("content-type".into(), "application/json".into())],
-            response_body: RecordedBody::complete(body.to_string()),
-        }
-    }
 
     #[test]
     fn each_exchange_answers_once_and_a_missing_one_says_what_to_do() {

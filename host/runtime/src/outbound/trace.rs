@@ -297,19 +297,7 @@ mod tests {
 
     #[test]
     fn retries_are_counted_by_method_and_url_without_query() {
-        let record = |method: &str, url: &str| OutboundRecord {
-            method: method.into(),
-            url: url.into(),
-            request_headers: vec![],
-            status: None,
-            error: None,
-            started_us: 0,
-            duration_ms: 0,
-            duration_us: 0,
-            response_bytes: 0,
-            reused_connection: false,
-            failure: None,
-        };
+        let record = OutboundRecord::new;
         let a = record("GET", "http://h/v2/shipments?page=1");
         let b = record("GET", "http://h/v2/shipments?page=2");
         let c = record("POST", "http://h/v2/shipments");

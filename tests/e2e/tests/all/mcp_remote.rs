@@ -114,7 +114,13 @@ async fn store_server(dir: &Path, extra: &[&str]) -> (PublicServe, Simulator) {
 /// One HTTP/1.1 exchange on a fresh connection with exactly `headers` (a
 /// `Host` of the server's address unless `headers` name one). Header names
 /// come back lower-cased, values as sent.
-async fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)], body: Option<&str>) -> Reply {
+pub(crate) async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<&str>,
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let asked = format!("{method} {path} {headers:?}");
     let work = async {

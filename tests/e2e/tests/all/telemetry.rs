@@ -7,8 +7,9 @@
 //! trace context, and JSON logs carrying the trace id — and that no exported
 //! byte carries the key, a header name or the bearer token.
 
-use crate::workspaces::{text, StoreServe};
-use actionbox_e2e::api::{dechunk, http, Answer};
+use crate::mcp_remote::exchange;
+use crate::workspaces::{text, Reply, StoreServe};
+use actionbox_e2e::api::http;
 use actionbox_e2e::otlp::{
     number_value, str_attribute, AggregationTemporality, AttributeValue, ExportedSpan, MetricData, OtlpReceiver,
     SpanKind, SpanStatus, SpanTree,
@@ -26,10 +27,6 @@ const TOKEN: &str = "telemetry-e2e-bearer-token-0123456789";
 /// The call timeout the ShipStation integration is configured with, so the
 /// invocation span's budget can be checked against it.
 const TIMEOUT_SECS: u64 = 20;
-
-/// Bound on one HTTP exchange with the server (the hostile timeout call
-/// takes its 10 s deadline; a loaded 2-core machine adds to that).
-const EXCHANGE_BOUND: Duration = Duration::from_secs(60);
 
 /// The instrumentation scope of the spans.
 const SPAN_SCOPE: &str = "actionbox-runtime";
@@ -138,44 +135,6 @@ fn hostile_config(tag: &str, sim: &Simulator) -> std::path::PathBuf {
     )
 }
 
-/// One HTTP/1.1 exchange on a fresh connection with `headers` added (the
-/// shared client in `api.rs` sends no headers of the caller's choosing).
-async fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Answer {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let work = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        stream.write_all(head.as_bytes()).await.expect("write head");
-        stream.write_all(body.as_bytes()).await.expect("write body");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read");
-        raw
-    };
-    let raw = tokio::time::timeout(EXCHANGE_BOUND, work)
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {EXCHANGE_BOUND:?}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let headers = head.to_ascii_lowercase();
-    let body = if headers.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Answer {
-        status: head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0),
-        headers,
-        body,
-    }
-}
-
 /// `POST /v1/actions/{action}/invoke` with `params`, `token` and `headers`.
 async fn invoke(
     addr: SocketAddr,
@@ -183,13 +142,14 @@ async fn invoke(
     params: Value,
     token: Option<&str>,
     headers: &[(&str, String)],
-) -> Answer {
+) -> Reply {
     let mut all: Vec<(&str, String)> = headers.to_vec();
+    all.push(("Content-Type", "application/json".to_string()));
     if let Some(t) = token {
         all.push(("Authorization", format!("Bearer {t}")));
     }
     let body = json!({ "params": params }).to_string();
-    exchange(addr, "POST", &format!("/v1/actions/{action}/invoke"), &all, &body).await
+    exchange(addr, "POST", &format!("/v1/actions/{action}/invoke"), &all, Some(&body)).await
 }
 
 /// The spans of trace `trace_id` among `spans`.
@@ -880,8 +840,9 @@ async fn mcp_meta_traceparent_continues_the_trace_and_wins_over_the_header() {
         ("Mcp-Method", "tools/call".to_string()),
         ("Mcp-Name", "trackOrder".to_string()),
         ("traceparent", in_header.traceparent()),
+        ("Content-Type", "application/json".to_string()),
     ];
-    let answer = exchange(serve.addr, "POST", "/mcp", &headers, &body).await;
+    let answer = exchange(serve.addr, "POST", "/mcp", &headers, Some(&body)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["result"]["isError"], false, "{}", answer.body);
 

@@ -559,10 +559,12 @@ fn base64_decode(text: &str) -> std::result::Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn exchange(method: &str, path: &str, body: &str) -> RecordedExchange {
+    /// An exchange answering `method path` with 200 and `body` (the replay
+    /// tests use it too).
+    pub(in crate::outbound::replay) fn exchange(method: &str, path: &str, body: &str) -> RecordedExchange {
         RecordedExchange {
             method: method.into(),
             path: path.into(),
